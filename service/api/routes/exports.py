@@ -1,0 +1,91 @@
+"""Dataset exports for TRL: DPO/reward pairs, KTO rows, SFT rows; JSONL or Parquet."""
+
+import datetime as dt
+import os
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from service.api.deps import RequireOperator, SessionDep
+from service.api.routes.projects import ProjectId
+from service.domain.exports import (
+    Aggregate,
+    ExportFormat,
+    ExportOptions,
+    FileFormat,
+    Source,
+    write_export,
+)
+from service.domain.projects import get_project
+
+router = APIRouter(prefix="/v1/projects", tags=["exports"])
+
+MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+
+
+@router.get(
+    "/{project_id}/export",
+    response_class=FileResponse,
+    responses={200: {"description": "The dataset file; counts in X-Arbiter-* headers"}},
+)
+def export(
+    project_id: ProjectId,
+    _: RequireOperator,
+    session: SessionDep,
+    format: ExportFormat = "dpo",
+    file: FileFormat = "jsonl",
+    source: Source = "human",
+    aggregate: Annotated[
+        Aggregate, Query(description="majority: one row per pair; none: one row per vote")
+    ] = "majority",
+    include_imported: Annotated[
+        bool, Query(description="Count labels that came in with imported datasets.")
+    ] = True,
+    min_agreement: Annotated[float | None, Query(ge=0, le=1)] = None,
+    min_votes: Annotated[int, Query(ge=1, le=1000)] = 1,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+) -> FileResponse:
+    """Export labels as rows TRL's trainers and `datasets` load as they are."""
+    project = get_project(session, project_id)
+    opts = ExportOptions(
+        format=format,
+        source=source,
+        aggregate=aggregate,
+        include_imported=include_imported,
+        min_agreement=min_agreement,
+        min_votes=min_votes,
+        created_after=_aware(created_after),
+        created_before=_aware(created_before),
+        tag=tag,
+    )
+    fd, path = tempfile.mkstemp(suffix=f".{file}")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            summary = write_export(session, project, opts, out, file)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return FileResponse(
+        path,
+        media_type=MEDIA[file],
+        filename=f"{project.name}-{format}.{file}",
+        headers={
+            "X-Arbiter-Rows": str(summary.rows),
+            "X-Arbiter-Items": str(summary.items),
+            "X-Arbiter-Ties-Skipped": str(summary.ties_skipped),
+            "X-Arbiter-Below-Agreement-Skipped": str(summary.below_agreement_skipped),
+        },
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """Timestamps without a zone are taken as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,11 @@
+"""Liveness."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up (no key needed)."""
+    return {"status": "ok"}

@@ -1,0 +1,40 @@
+"""Operators' view of a project's items and labels."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import RequireOperator, SessionDep, SettingsDep
+from service.api.presenters import item_out
+from service.api.routes.projects import ProjectId
+from service.domain.items import ItemFilter, list_items
+from service.domain.pagination import decode_cursor, next_cursor
+from service.domain.projects import get_project
+from service.schemas.common import Page
+from service.schemas.items import ItemOut
+
+router = APIRouter(prefix="/v1/projects", tags=["items"])
+
+
+@router.get("/{project_id}/items")
+def items(
+    project_id: ProjectId,
+    _: RequireOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Literal["open", "complete"] | None = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    min_labels: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: str | None = None,
+) -> Page[ItemOut]:
+    """A page of items with their responses and labels, filtered."""
+    get_project(session, project_id)
+    limit = min(limit, settings.page_size_max)
+    flt = ItemFilter(status=status, tag=tag, min_labels=min_labels, external_id=external_id)
+    views = list_items(session, project_id, flt, decode_cursor(cursor), limit)
+    return Page(
+        data=[item_out(v) for v in views],
+        next_cursor=next_cursor([v.item.id for v in views], limit),
+    )

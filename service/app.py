@@ -1,0 +1,56 @@
+"""The FastAPI application: routers, error handlers and the database lifespan; nothing else."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import errors
+from service.api.routes import (
+    agreement,
+    assignments,
+    exports,
+    health,
+    imports,
+    items,
+    keys,
+    projects,
+)
+from service.config import Settings, get_settings
+from service.db import make_engine, make_session_factory
+from service.domain.auth import KeyCache
+
+ROUTERS = (health, keys, projects, imports, items, assignments, agreement, exports)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: the environment's)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not hasattr(app.state, "session_factory"):
+            engine = make_engine(
+                settings.database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            )
+            app.state.session_factory = make_session_factory(engine)
+            app.state.engine = engine
+        yield
+        if hasattr(app.state, "engine"):
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Arbiter",
+        version="0.1.0",
+        summary="Preference-data annotation and RLAIF labeling.",
+        lifespan=lifespan,
+    )
+    app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+    app.dependency_overrides[get_settings] = lambda: settings
+    errors.install(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,283 @@
+"""Exports: labels as TRL-ready rows (DPO/reward pairs, KTO rows, SFT rows) in JSONL or Parquet.
+
+Labels are read in item order, a batch of items at a time, turned into votes and, by default,
+into one majority row per unit; ties are left out and counted. Rows go to a file on disk so
+exports of any size use bounded memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.domain.votes import TIE, Consensus, Unit, Vote, consensus, label_votes
+from service.errors import Invalid
+from service.models import (
+    FeedbackKind,
+    HumanLabel,
+    Item,
+    ItemResponse,
+    LabelOrigin,
+    Project,
+    Prompt,
+    Response,
+)
+
+ExportFormat = Literal["dpo", "kto", "sft"]
+FileFormat = Literal["jsonl", "parquet"]
+Source = Literal["human", "ai", "both"]
+Aggregate = Literal["majority", "none"]
+
+_ITEMS_PER_BATCH = 500
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "dpo": pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("item_id", pa.int64()),
+            ("source", pa.string()),
+            ("n_votes", pa.int64()),
+            ("agreement", pa.float64()),
+            ("strength", pa.float64()),
+        ]
+    ),
+    "kto": pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("completion", pa.string()),
+            ("label", pa.bool_()),
+            ("item_id", pa.int64()),
+            ("source", pa.string()),
+            ("n_votes", pa.int64()),
+            ("agreement", pa.float64()),
+        ]
+    ),
+    "sft": pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("completion", pa.string()),
+            ("item_id", pa.int64()),
+            ("source", pa.string()),
+        ]
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and which labels count."""
+
+    format: ExportFormat = "dpo"
+    source: Source = "human"
+    aggregate: Aggregate = "majority"
+    include_imported: bool = True
+    min_agreement: float | None = None
+    min_votes: int = 1
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    tag: str | None = None
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote and what it left out."""
+
+    rows: int = 0
+    items: int = 0
+    ties_skipped: int = 0
+    below_agreement_skipped: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def check_options(project: Project, opts: ExportOptions) -> None:
+    """Reject combinations that cannot produce rows, naming the parameter."""
+    if opts.source != "human":
+        raise Invalid("only source=human exists until AI judgments are stored", "source")
+    if opts.format == "kto" and project.kind != FeedbackKind.binary:
+        raise Invalid(
+            "format=kto exports binary projects; use dpo for pairs and rankings", "format"
+        )
+    if opts.format == "dpo" and project.kind == FeedbackKind.binary:
+        raise Invalid("format=dpo exports pairwise/listwise projects; use kto", "format")
+    if opts.min_agreement is not None and not 0 <= opts.min_agreement <= 1:
+        raise Invalid("min_agreement must be between 0 and 1", "min_agreement")
+
+
+def _label_batches(
+    session: Session, project_id: int, opts: ExportOptions
+) -> Iterator[list[HumanLabel]]:
+    query = select(HumanLabel).where(HumanLabel.project_id == project_id)
+    if not opts.include_imported:
+        query = query.where(HumanLabel.origin == LabelOrigin.annotation)
+    if opts.created_after is not None:
+        query = query.where(HumanLabel.created_at >= opts.created_after)
+    if opts.created_before is not None:
+        query = query.where(HumanLabel.created_at < opts.created_before)
+    batch: list[HumanLabel] = []
+    items_in_batch: set[int] = set()
+    for label in session.scalars(
+        query.order_by(HumanLabel.item_id, HumanLabel.id).execution_options(yield_per=2000)
+    ):
+        if label.item_id not in items_in_batch and len(items_in_batch) >= _ITEMS_PER_BATCH:
+            yield batch
+            batch, items_in_batch = [], set()
+        batch.append(label)
+        items_in_batch.add(label.item_id)
+    if batch:
+        yield batch
+
+
+@dataclass
+class _Texts:
+    prompt: dict[int, str]  # item id -> prompt text
+    slots: dict[int, list[int]]  # item id -> response ids in position order
+    response: dict[int, str]
+    tags: dict[int, list[str]]
+
+
+def _load_texts(session: Session, item_ids: set[int]) -> _Texts:
+    texts = _Texts({}, defaultdict(list), {}, {})
+    for item_id, prompt, tags in session.execute(
+        select(Item.id, Prompt.text, Item.tags)
+        .join(Prompt, Prompt.id == Item.prompt_id)
+        .where(Item.id.in_(item_ids))
+    ).tuples():
+        texts.prompt[item_id], texts.tags[item_id] = prompt, tags or []
+    for item_id, response_id, text in session.execute(
+        select(ItemResponse.item_id, ItemResponse.response_id, Response.text)
+        .join(Response, Response.id == ItemResponse.response_id)
+        .where(ItemResponse.item_id.in_(item_ids))
+        .order_by(ItemResponse.item_id, ItemResponse.position)
+    ).tuples():
+        texts.slots[item_id].append(response_id)
+        texts.response[response_id] = text
+    return texts
+
+
+def _unit_rows(
+    unit: Unit, votes: list[Vote], texts: _Texts, opts: ExportOptions, summary: ExportSummary
+) -> Iterator[dict[str, Any]]:
+    agreed = consensus(votes)
+    if agreed.n_votes < opts.min_votes:
+        return
+    if opts.min_agreement is not None and agreed.agreement < opts.min_agreement:
+        summary.below_agreement_skipped += 1
+        return
+    verdicts = (
+        [agreed]
+        if opts.aggregate == "majority"
+        else [Consensus(v.verdict, agreed.agreement, agreed.n_votes) for v in votes]
+    )
+    strengths = [v.strength for v in votes if v.strength is not None]
+    prompt = texts.prompt[unit.item_id]
+    for verdict in verdicts:
+        if verdict.verdict is None or verdict.verdict == TIE:
+            summary.ties_skipped += 1
+            continue
+        base = {"item_id": unit.item_id, "source": "human", "n_votes": verdict.n_votes}
+        if unit.lo == unit.hi:
+            yield {
+                "prompt": prompt,
+                "completion": texts.response[unit.lo],
+                "label": verdict.verdict == "up",
+                **base,
+                "agreement": verdict.agreement,
+            }
+            continue
+        winner = int(verdict.verdict)
+        loser = unit.hi if winner == unit.lo else unit.lo
+        yield {
+            "prompt": prompt,
+            "chosen": texts.response[winner],
+            "rejected": texts.response[loser],
+            **base,
+            "agreement": verdict.agreement,
+            "strength": sum(strengths) / len(strengths) if strengths else None,
+        }
+
+
+def _sft_rows(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Per item, the responses that won every decided pair they were in (or were rated up)."""
+    wins: dict[str, dict[str, Any]] = {}
+    losers: set[str] = set()
+    for row in rows:
+        if "label" in row:
+            if row["label"]:
+                wins.setdefault(row["completion"], row)
+            else:
+                losers.add(row["completion"])
+        else:
+            wins.setdefault(row["chosen"], row)
+            losers.add(row["rejected"])
+    for text, row in wins.items():
+        if text not in losers:
+            yield {
+                "prompt": row["prompt"],
+                "completion": text,
+                "item_id": row["item_id"],
+                "source": row["source"],
+            }
+
+
+def export_rows(
+    session: Session, project: Project, opts: ExportOptions, summary: ExportSummary
+) -> Iterator[dict[str, Any]]:
+    """Rows of the export, filling `summary` as it goes."""
+    check_options(project, opts)
+    for labels in _label_batches(session, project.id, opts):
+        texts = _load_texts(session, {label.item_id for label in labels})
+        by_item: dict[int, dict[Unit, list[Vote]]] = defaultdict(lambda: defaultdict(list))
+        for label in labels:
+            if opts.tag is not None and opts.tag not in texts.tags[label.item_id]:
+                continue
+            for vote in label_votes(
+                label.kind,
+                label.value,
+                label.item_id,
+                texts.slots[label.item_id],
+                label.annotator_id,
+            ):
+                by_item[label.item_id][vote.unit].append(vote)
+        for units in by_item.values():
+            rows = [
+                r
+                for unit, votes in units.items()
+                for r in _unit_rows(unit, votes, texts, opts, summary)
+            ]
+            out = list(_sft_rows(rows)) if opts.format == "sft" else rows
+            summary.items += bool(out)
+            summary.rows += len(out)
+            yield from out
+
+
+def write_export(
+    session: Session, project: Project, opts: ExportOptions, out: IO[bytes], file_format: FileFormat
+) -> ExportSummary:
+    """Write the export to a binary file object and return what was written."""
+    summary = ExportSummary()
+    rows = export_rows(session, project, opts, summary)
+    if file_format == "jsonl":
+        for row in rows:
+            out.write(orjson.dumps(row) + b"\n")
+        return summary
+    schema = SCHEMAS[opts.format]
+    with pq.ParquetWriter(out, schema) as writer:
+        chunk: list[dict[str, Any]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= 5000:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+    return summary
