@@ -66,7 +66,7 @@ def collect_votes(session: Session, project_id: int) -> tuple[list[Vote], dict[i
         .where(HumanLabel.project_id == project_id, HumanLabel.origin == LabelOrigin.annotation)
         .distinct()
         .order_by(ItemResponse.item_id, ItemResponse.position)
-    ).tuples():
+    ).all():
         slots[item_id].append(response_id)
     votes: list[Vote] = []
     names: dict[int, str] = {}
@@ -76,7 +76,7 @@ def collect_votes(session: Session, project_id: int) -> tuple[list[Vote], dict[i
         .join(User, User.id == HumanLabel.annotator_id)
         .where(HumanLabel.project_id == project_id, HumanLabel.origin == LabelOrigin.annotation)
         .order_by(HumanLabel.id)
-    ).tuples():
+    ).all():
         n_labels += 1
         names[label.annotator_id] = name
         votes.extend(

@@ -151,12 +151,16 @@ def progress(session: Session, project: Project, annotator_id: int) -> Progress:
         )
         or 0
     )
-    mine = exists().where(Assignment.item_id == Item.id, Assignment.annotator_id == annotator_id)
+    finished = exists().where(
+        Assignment.item_id == Item.id,
+        Assignment.annotator_id == annotator_id,
+        Assignment.status != AssignmentStatus.leased,
+    )
     remaining = (
         session.scalar(
             select(func.count())
             .select_from(Item)
-            .where(Item.project_id == project.id, Item.is_complete.is_(False), ~mine)
+            .where(Item.project_id == project.id, Item.is_complete.is_(False), ~finished)
         )
         or 0
     )

@@ -152,14 +152,14 @@ def _load_texts(session: Session, item_ids: set[int]) -> _Texts:
         select(Item.id, Prompt.text, Item.tags)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .where(Item.id.in_(item_ids))
-    ).tuples():
+    ).all():
         texts.prompt[item_id], texts.tags[item_id] = prompt, tags or []
     for item_id, response_id, text in session.execute(
         select(ItemResponse.item_id, ItemResponse.response_id, Response.text)
         .join(Response, Response.id == ItemResponse.response_id)
         .where(ItemResponse.item_id.in_(item_ids))
         .order_by(ItemResponse.item_id, ItemResponse.position)
-    ).tuples():
+    ).all():
         texts.slots[item_id].append(response_id)
         texts.response[response_id] = text
     return texts

@@ -176,7 +176,7 @@ class _BatchWriter:
                 select(Prompt.text_sha256, Prompt.id).where(
                     Prompt.project_id == self.project.id, Prompt.text_sha256.in_(hashes)
                 )
-            ).tuples()
+            ).all()
         )
         missing = [
             {"project_id": self.project.id, "text": text, "text_sha256": h, "created_at": utcnow()}
@@ -186,7 +186,7 @@ class _BatchWriter:
         if missing:
             rows = self.session.execute(
                 insert(Prompt).returning(Prompt.text_sha256, Prompt.id), missing
-            ).tuples()
+            ).all()
             known.update(rows)
         return known
 

@@ -32,7 +32,7 @@ def load_item_views(
     prompts = dict(
         session.execute(
             select(Prompt.id, Prompt.text).where(Prompt.id.in_({i.prompt_id for i in items}))
-        ).tuples()
+        ).all()
     )
     slots: dict[int, list[Response]] = defaultdict(list)
     for item_id, response in session.execute(
@@ -40,7 +40,7 @@ def load_item_views(
         .join(Response, Response.id == ItemResponse.response_id)
         .where(ItemResponse.item_id.in_(ids))
         .order_by(ItemResponse.item_id, ItemResponse.position)
-    ).tuples():
+    ).all():
         slots[item_id].append(response)
     labels: dict[int, list[tuple[HumanLabel, str]]] = defaultdict(list)
     if with_labels:
@@ -49,7 +49,7 @@ def load_item_views(
             .join(User, User.id == HumanLabel.annotator_id)
             .where(HumanLabel.item_id.in_(ids))
             .order_by(HumanLabel.id)
-        ).tuples():
+        ).all():
             labels[label.item_id].append((label, name))
     return [
         ItemView(item=i, prompt=prompts[i.prompt_id], responses=slots[i.id], labels=labels[i.id])

@@ -76,7 +76,7 @@ def project_progress(session: Session, project_ids: list[int]) -> dict[int, Proj
             select(HumanLabel.project_id, func.count())
             .where(HumanLabel.project_id.in_(project_ids))
             .group_by(HumanLabel.project_id)
-        ).tuples()
+        ).all()
     )
     counts = {pid: (total, done) for pid, total, done in items}
     return {

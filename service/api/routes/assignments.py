@@ -11,7 +11,7 @@ from service.domain import assignment as domain
 from service.domain.items import load_item_views
 from service.domain.labels import LabelInput, submit_label
 from service.domain.projects import get_project
-from service.models import Assignment, Item, Project
+from service.models import Assignment, FeedbackKind, Item, Project
 from service.schemas.items import AssignmentOut, LabelOut, Progress
 from service.schemas.labels import LabelIn
 
@@ -90,7 +90,7 @@ def submit(
         session,
         assignment_id,
         user.user_id,
-        LabelInput(kind=body.kind, value=value, rationale=body.rationale),
+        LabelInput(kind=FeedbackKind(body.kind), value=value, rationale=body.rationale),
         idempotency_key,
     )
     if not created:
