@@ -21,6 +21,7 @@ from service.db import make_engine, make_session_factory
 from service.domain.auth import create_key
 from service.migrate import upgrade
 from service.models import Role
+from tests.support.tiny_models import build_causal_lm, build_sequence_classifier, build_tokenizer
 
 PG_ADMIN_DSN = os.environ.get("ARBITER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_TEMPLATE = "arbiter_test_template"
@@ -142,3 +143,22 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """A client of the app on the test database (lifespan run)."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """Paths of the tiny causal LM and reward model built once per session."""
+
+    causal_lm: Path
+    classifier: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Build the tiny tokenizer, causal LM and sequence classifier once per session."""
+    root = tmp_path_factory.mktemp("tiny_models")
+    tokenizer = build_tokenizer(root / "tokenizer")
+    return TinyModels(
+        causal_lm=build_causal_lm(root / "causal_lm", tokenizer),
+        classifier=build_sequence_classifier(root / "classifier", tokenizer),
+    )

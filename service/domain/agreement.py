@@ -87,6 +87,20 @@ def collect_votes(session: Session, project_id: int) -> tuple[list[Vote], dict[i
     return votes, names, n_labels
 
 
+def category(vote: Vote) -> str:
+    """A verdict as a category shared by all units: which side of the pair won, tie, up, down.
+
+    Response ids differ from item to item, so kappa and alpha would see every winner as a
+    new category; "lo"/"hi" (the lower / higher response id of the pair) are comparable.
+    """
+    unit = vote.unit
+    if unit.lo != unit.hi and vote.verdict == unit.lo:
+        return "lo"
+    if unit.lo != unit.hi and vote.verdict == unit.hi:
+        return "hi"
+    return str(vote.verdict)
+
+
 def _kappa(a: list[str], b: list[str]) -> float | None:
     if len(a) < 2 or len(set(a) | set(b)) < 2:
         return None
@@ -128,7 +142,7 @@ def agreement_report(session: Session, project_id: int) -> AgreementReport:
     votes, names, n_labels = collect_votes(session, project_id)
     by_unit: dict[Unit, dict[int, str]] = defaultdict(dict)
     for vote in votes:
-        by_unit[vote.unit][vote.annotator_id] = str(vote.verdict)
+        by_unit[vote.unit][vote.annotator_id] = category(vote)
     annotators = sorted(names)
     pair_kappas = []
     for a, b in combinations(annotators, 2):

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import pytest
 
-from tests.support.tiny_models import (
-    build_causal_lm,
-    build_sequence_classifier,
-    build_tokenizer,
-    prepare_with_trl,
-)
+from tests.conftest import TinyModels
+from tests.support.tiny_models import build_tokenizer, prepare_with_trl
 
 PROMPTS = [
     "\n\nHuman: hi\n\nAssistant:",
@@ -39,25 +33,6 @@ BAD = [
     " It is magic.",
     " Sorry, I cannot help with that.",
 ]
-
-
-@dataclass(frozen=True)
-class TinyModels:
-    """Paths of the tiny causal LM and reward model built once per session."""
-
-    causal_lm: Path
-    classifier: Path
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    """Build the tiny tokenizer, causal LM and sequence classifier once per session."""
-    root = tmp_path_factory.mktemp("tiny_models")
-    tokenizer = build_tokenizer(root / "tokenizer")
-    return TinyModels(
-        causal_lm=build_causal_lm(root / "causal_lm", tokenizer),
-        classifier=build_sequence_classifier(root / "classifier", tokenizer),
-    )
 
 
 def _pairwise_rows() -> datasets.Dataset:

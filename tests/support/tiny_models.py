@@ -126,7 +126,7 @@ def prepare_with_trl(
     model_dir: Path,
     work_dir: Path,
 ) -> datasets.Dataset:
-    """Build TRL's trainer for kind on CPU without training and return its prepared train_dataset."""
+    """Build TRL's trainer for kind on CPU, without training; return its prepared train_dataset."""
     common = {
         "output_dir": str(work_dir),
         "report_to": "none",

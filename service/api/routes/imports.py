@@ -40,11 +40,12 @@ async def _spool(request: Request) -> IO[bytes]:
     """The uploaded JSONL in a temporary file, read chunk by chunk (never whole in memory)."""
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (closed by caller)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid("send the JSONL as the form part named 'file'", "file")
-        await run_in_threadpool(shutil.copyfileobj, upload.file, spool)
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                spool.close()
+                raise Invalid("send the JSONL as the form part named 'file'", "file")
+            await run_in_threadpool(shutil.copyfileobj, upload.file, spool)
     else:
         async for chunk in request.stream():
             spool.write(chunk)
