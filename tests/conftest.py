@@ -23,6 +23,11 @@ from service.migrate import upgrade
 from service.models import Role
 from tests.support.tiny_models import build_causal_lm, build_sequence_classifier, build_tokenizer
 
+# Nothing in the suite may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 PG_ADMIN_DSN = os.environ.get("ARBITER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_TEMPLATE = "arbiter_test_template"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
