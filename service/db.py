@@ -80,6 +80,7 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.info["sqlite_writer"] = mode == "IMMEDIATE"
 
 
 def make_engine(
@@ -106,10 +107,15 @@ def begin_write(session: Session) -> None:
     On SQLite this is BEGIN IMMEDIATE, so the transaction holds the single write lock from its
     first statement and never fails later trying to upgrade a read lock. Elsewhere a no-op.
     """
-    if session.in_transaction():
+    if session.get_bind().dialect.name != "sqlite":
         return
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    if session.in_transaction():
+        if session.connection().info.get("sqlite_writer"):
+            return
+        # A read transaction cannot be upgraded safely (SQLITE_BUSY_SNAPSHOT under WAL):
+        # end it (it holds only reads) and start over as a writer.
+        session.commit()
+    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
 @contextmanager
