@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import get_settings
 from service.db import make_engine, make_session_factory, session_scope
@@ -23,7 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
 
-def _factory():  # type: ignore[no-untyped-def]
+def _factory() -> sessionmaker[Session]:
     settings = get_settings()
     return make_session_factory(
         make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -82,7 +83,7 @@ def keys_create(
     typer.echo(secret)
 
 
-def _user_id(session, name: str) -> int:  # type: ignore[no-untyped-def]
+def _user_id(session: Session, name: str) -> int:
     user_id = session.scalar(select(User.id).where(User.name == name))
     if user_id is None:
         raise typer.BadParameter(f"no user named {name!r}", param_hint="--as-user")

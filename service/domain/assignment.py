@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
@@ -24,7 +24,7 @@ class Progress:
     remaining: int
 
 
-def _holding_slot(now: dt.datetime) -> object:
+def _holding_slot(now: dt.datetime) -> ColumnElement[bool]:
     """Assignments that occupy one of an item's `overlap` slots at `now`."""
     return or_(
         Assignment.status == AssignmentStatus.submitted,

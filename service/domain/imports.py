@@ -99,11 +99,12 @@ def _validate(
     total = 0
     for lineno, result in _records(stream, opts.format, project.kind):
         total += 1
-        if isinstance(result, Record) and result.external_id is not None:
-            if result.external_id in seen_ids:
-                result = LineError(f"external_id {result.external_id!r} repeats", "external_id")
+        external_id = result.external_id if isinstance(result, Record) else None
+        if external_id is not None:
+            if external_id in seen_ids:
+                result = LineError(f"external_id {external_id!r} repeats", "external_id")
             else:
-                seen_ids.add(result.external_id)
+                seen_ids.add(external_id)
         if isinstance(result, LineError):
             rejected.add(lineno)
             if len(errors) < opts.max_errors:

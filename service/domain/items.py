@@ -67,7 +67,7 @@ class ItemFilter:
     external_id: str | None = None
 
 
-def _filtered(query: Select[tuple[Item]], flt: ItemFilter) -> Select[tuple[Item]]:
+def _filtered(query: Select[Item], flt: ItemFilter) -> Select[Item]:
     if flt.status == "open":
         query = query.where(Item.is_complete.is_(False))
     elif flt.status == "complete":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,7 +119,7 @@ def update_project(
     if overlap is not None and overlap != project.overlap:
         project.overlap = overlap
         session.execute(
-            Item.__table__.update()
+            update(Item)
             .where(Item.project_id == project_id)
             .values(is_complete=Item.label_count >= overlap)
         )
