@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.domain.imports import InvalidImport
 from service.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from service.schemas.common import ErrorBody
 from service.schemas.imports import ImportReport
 
 logger = logging.getLogger(__name__)
@@ -21,9 +22,13 @@ def _body(code: str, message: str, field: str | None, **extra: Any) -> dict[str,
     return {"code": code, "message": message, "field": field, **extra}
 
 
-def _field(loc: tuple[Any, ...]) -> str:
+def _field(error: Any) -> str:
+    """The dotted field an error is about ("body" for a body that is not JSON at all)."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" or not loc:
+        return "body"
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or str(loc[0]) if loc else "body"
+    return ".".join(parts) or str(loc[0])
 
 
 async def app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -46,10 +51,8 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = _field(tuple(first.get("loc", ())))
-    details = [
-        {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors
-    ]
+    field = _field(first)
+    details = [{"field": _field(e), "message": e.get("msg", "")} for e in errors]
     return JSONResponse(
         _body("validation_error", f"{field}: {first.get('msg')}", field, errors=details),
         status_code=422,
@@ -59,6 +62,9 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def http_error(_: Request, exc: Exception) -> JSONResponse:
     """Framework errors (unknown route, wrong method) in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): invalid input.
+        return JSONResponse(_body("validation_error", str(exc.detail), "body"), status_code=422)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
         _body(code, str(exc.detail), None), status_code=exc.status_code, headers=exc.headers
@@ -80,7 +86,9 @@ def install(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid API key"},
-    403: {"description": "The caller's role does not allow this"},
-    422: {"description": "Invalid input; `field` names the culprit"},
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "The caller's role does not allow this"},
+    404: {"model": ErrorBody, "description": "Unknown id (or not yours)"},
+    409: {"model": ErrorBody, "description": "Conflicts with the current state"},
+    422: {"model": ErrorBody, "description": "Invalid input; `field` names the culprit"},
 }

@@ -60,11 +60,14 @@ def _finite(x: float) -> float | None:
 def collect_votes(session: Session, project_id: int) -> tuple[list[Vote], dict[int, str], int]:
     """Votes from every annotator label of a project, annotator names, and the label count."""
     slots: dict[int, list[int]] = defaultdict(list)
-    for item_id, response_id in session.execute(
-        select(ItemResponse.item_id, ItemResponse.response_id)
-        .join(HumanLabel, HumanLabel.item_id == ItemResponse.item_id)
+    labeled = (
+        select(HumanLabel.item_id)
         .where(HumanLabel.project_id == project_id, HumanLabel.origin == LabelOrigin.annotation)
         .distinct()
+    )
+    for item_id, response_id in session.execute(
+        select(ItemResponse.item_id, ItemResponse.response_id)
+        .where(ItemResponse.item_id.in_(labeled))
         .order_by(ItemResponse.item_id, ItemResponse.position)
     ).all():
         slots[item_id].append(response_id)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from service.models import FeedbackKind
 
 HH_ASSISTANT = "\n\nAssistant:"
@@ -48,6 +50,8 @@ def _string(line: dict[str, Any], name: str, *, allow_empty: bool = True) -> str
             else type(value).__name__
         )
         raise LineError(f"{name!r} must be a string, got {kind}", name)
+    if "\x00" in value:
+        raise LineError(f"{name!r} must not contain NUL characters", name)
     if not allow_empty and not value.strip():
         raise LineError(f"{name!r} must not be empty", name)
     return value
@@ -63,6 +67,10 @@ def _common(line: dict[str, Any]) -> dict[str, Any]:
     metadata = line.get("metadata", {})
     if not isinstance(metadata, dict):
         raise LineError("'metadata' must be an object", "metadata")
+    for name, value in (("external_id", external_id), ("tags", tags), ("metadata", metadata)):
+        # PostgreSQL cannot store NUL in text or JSON (it would fail the whole batch).
+        if b"\\u0000" in orjson.dumps(value):
+            raise LineError(f"{name!r} must not contain NUL characters", name)
     return {
         "external_id": None if external_id is None else str(external_id)[:200],
         "tags": tags,
@@ -145,7 +153,7 @@ def parse_arbiter(line: dict[str, Any]) -> Record:
             responses.append((entry, "unknown"))
         elif isinstance(entry, dict) and isinstance(entry.get("text"), str):
             source = entry.get("source", "unknown")
-            if not isinstance(source, str):
+            if not isinstance(source, str) or "\x00" in source + entry["text"]:
                 raise LineError(
                     f"'responses[{n}].source' must be a string", f"responses[{n}].source"
                 )

@@ -116,6 +116,11 @@ def update_project(
         project.lease_seconds = lease_seconds
     if instructions is not None:
         project.instructions = instructions
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"a project named {name!r} already exists", "name") from exc
     if overlap is not None and overlap != project.overlap:
         project.overlap = overlap
         session.execute(
@@ -123,10 +128,5 @@ def update_project(
             .where(Item.project_id == project_id)
             .values(is_complete=Item.label_count >= overlap)
         )
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"a project named {name!r} already exists", "name") from exc
     session.commit()
     return project

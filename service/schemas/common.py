@@ -1,8 +1,8 @@
 """Shapes shared by every resource: errors and cursor pages."""
 
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -20,3 +20,27 @@ class Page(BaseModel, Generic[T]):
 
     data: list[T]
     next_cursor: str | None = Field(description="Cursor of the next page; null on the last.")
+
+
+def reject_nul(value: Any) -> Any:
+    """Refuse strings holding NUL characters (PostgreSQL text cannot store them)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for entry in value:
+            reject_nul(entry)
+    return value
+
+
+NoNulStr = Annotated[str, AfterValidator(reject_nul)]
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: unknown fields and NUL characters are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return reject_nul(value)

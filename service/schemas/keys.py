@@ -2,15 +2,14 @@
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from service.models.users import Role
+from service.schemas.common import RequestBody
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     """Create a key for a user (created on first use of the name) with a role."""
-
-    model_config = ConfigDict(extra="forbid")
 
     user: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
     role: Role

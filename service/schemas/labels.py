@@ -2,15 +2,15 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from service.schemas.common import RequestBody
 
 Rationale = Annotated[str | None, Field(default=None, max_length=20_000)]
 
 
-class PairwiseLabelIn(BaseModel):
+class PairwiseLabelIn(RequestBody):
     """A vs B: which response is better, or a tie, with an optional strength 1-3."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["pairwise"]
     choice: Literal["a", "b", "tie"]
@@ -18,10 +18,8 @@ class PairwiseLabelIn(BaseModel):
     rationale: Rationale = None
 
 
-class ListwiseLabelIn(BaseModel):
+class ListwiseLabelIn(RequestBody):
     """A full ranking of the item's responses, best first; a nested list is a tie group."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["listwise"]
     ranking: list[int | list[int]] = Field(
@@ -30,10 +28,8 @@ class ListwiseLabelIn(BaseModel):
     rationale: Rationale = None
 
 
-class BinaryLabelIn(BaseModel):
+class BinaryLabelIn(RequestBody):
     """Thumbs up or down on a single response."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["binary"]
     rating: Literal["up", "down"]

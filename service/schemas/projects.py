@@ -5,12 +5,11 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.models.projects import FeedbackKind
+from service.schemas.common import RequestBody
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     """A new labeling project."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     kind: FeedbackKind
@@ -23,10 +22,8 @@ class ProjectCreate(BaseModel):
     )
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestBody):
     """Settings an operator may change after creation (the feedback kind is fixed)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     overlap: int | None = Field(default=None, ge=1, le=100)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Response
 
 from service.api.deps import CurrentUser, SessionDep
+from service.api.errors import ERROR_RESPONSES
 from service.api.presenters import item_out
 from service.api.routes.projects import ProjectId
 from service.domain import assignment as domain
@@ -15,7 +16,7 @@ from service.models import Assignment, FeedbackKind, Item, Project
 from service.schemas.items import AssignmentOut, LabelOut, Progress
 from service.schemas.labels import LabelIn
 
-router = APIRouter(tags=["assignments"])
+router = APIRouter(tags=["assignments"], responses=ERROR_RESPONSES)
 
 AssignmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IdempotencyKey = Annotated[

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from service.api.deps import RequireOperator, SessionDep
+from service.api.errors import ERROR_RESPONSES
 from service.api.routes.projects import ProjectId
 from service.domain.exports import (
     Aggregate,
@@ -20,8 +21,9 @@ from service.domain.exports import (
     write_export,
 )
 from service.domain.projects import get_project
+from service.schemas.common import NoNulStr
 
-router = APIRouter(prefix="/v1/projects", tags=["exports"])
+router = APIRouter(prefix="/v1/projects", tags=["exports"], responses=ERROR_RESPONSES)
 
 MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 
@@ -48,7 +50,7 @@ def export(
     min_votes: Annotated[int, Query(ge=1, le=1000)] = 1,
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
-    tag: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[NoNulStr | None, Query(max_length=200)] = None,
 ) -> FileResponse:
     """Export labels as rows TRL's trainers and `datasets` load as they are."""
     project = get_project(session, project_id)

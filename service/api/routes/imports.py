@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import RequireOperator, SessionDep, SettingsDep
+from service.api.errors import ERROR_RESPONSES
 from service.api.routes.projects import ProjectId
 from service.domain.imports import ImportOptions, run_import
 from service.errors import Invalid, NotFound
@@ -16,7 +17,7 @@ from service.models import Import
 from service.schemas.common import ErrorBody
 from service.schemas.imports import ImportFormat, ImportReport
 
-router = APIRouter(prefix="/v1/projects", tags=["imports"])
+router = APIRouter(prefix="/v1/projects", tags=["imports"], responses=ERROR_RESPONSES)
 
 _SPOOL_BYTES = 8 * 1024 * 1024
 _BODY_DOC = {
@@ -39,16 +40,19 @@ _BODY_DOC = {
 async def _spool(request: Request) -> IO[bytes]:
     """The uploaded JSONL in a temporary file, read chunk by chunk (never whole in memory)."""
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (closed by caller)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async with request.form() as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                spool.close()
-                raise Invalid("send the JSONL as the form part named 'file'", "file")
-            await run_in_threadpool(shutil.copyfileobj, upload.file, spool)
-    else:
-        async for chunk in request.stream():
-            spool.write(chunk)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            async with request.form() as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise Invalid("send the JSONL as the form part named 'file'", "file")
+                await run_in_threadpool(shutil.copyfileobj, upload.file, spool)
+        else:
+            async for chunk in request.stream():
+                spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 

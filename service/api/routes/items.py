@@ -5,15 +5,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from service.api.deps import RequireOperator, SessionDep, SettingsDep
+from service.api.errors import ERROR_RESPONSES
 from service.api.presenters import item_out
 from service.api.routes.projects import ProjectId
 from service.domain.items import ItemFilter, list_items
 from service.domain.pagination import decode_cursor, next_cursor
 from service.domain.projects import get_project
-from service.schemas.common import Page
+from service.schemas.common import NoNulStr, Page
 from service.schemas.items import ItemOut
 
-router = APIRouter(prefix="/v1/projects", tags=["items"])
+router = APIRouter(prefix="/v1/projects", tags=["items"], responses=ERROR_RESPONSES)
 
 
 @router.get("/{project_id}/items")
@@ -23,9 +24,9 @@ def items(
     session: SessionDep,
     settings: SettingsDep,
     status: Literal["open", "complete"] | None = None,
-    tag: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[NoNulStr | None, Query(max_length=200)] = None,
     min_labels: Annotated[int | None, Query(ge=0, le=10_000)] = None,
-    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    external_id: Annotated[NoNulStr | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: str | None = None,
 ) -> Page[ItemOut]:

@@ -5,13 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from service.api.deps import CurrentUser, KeyCacheDep, RequireAdmin, SessionDep, SettingsDep
+from service.api.errors import ERROR_RESPONSES
 from service.domain import auth
 from service.domain.pagination import decode_cursor, next_cursor
 from service.models import ApiKey, User
 from service.schemas.common import Page
 from service.schemas.keys import KeyCreate, KeyCreated, KeyOut, Me
 
-router = APIRouter(prefix="/v1", tags=["keys"])
+router = APIRouter(prefix="/v1", tags=["keys"], responses=ERROR_RESPONSES)
 
 
 def _key_out(key: ApiKey, user: User) -> KeyOut:

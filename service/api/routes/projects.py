@@ -5,13 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from service.api.deps import CurrentUser, RequireOperator, SessionDep, SettingsDep
+from service.api.errors import ERROR_RESPONSES
 from service.domain import projects as domain
 from service.domain.pagination import decode_cursor, next_cursor
 from service.models import Project
 from service.schemas.common import Page
 from service.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ERROR_RESPONSES)
 
 ProjectId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
