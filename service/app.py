@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api import errors
+from service.api.deps import Db
 from service.api.routes import (
     agreement,
     assignments,
@@ -29,14 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not hasattr(app.state, "session_factory"):
+        if not hasattr(app.state, "db"):
             engine = make_engine(
                 settings.database_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             )
-            app.state.session_factory = make_session_factory(engine)
+            app.state.db = Db(make_session_factory(engine))
             app.state.engine = engine
         yield
         if hasattr(app.state, "engine"):
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -101,13 +102,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# One SQLite writer at a time per process and database file: threads queue on this lock
+# instead of in SQLite's busy handler, which sleeps up to 100 ms between retries (the tail
+# latency of concurrent writers). Other processes still meet at SQLite's own lock.
+_sqlite_write_locks: dict[str, threading.Lock] = {}
+_WRITE_LOCK_KEY = "arbiter_sqlite_write_lock"
+
+
 def begin_write(session: Session) -> None:
     """Open the session's transaction as a writer.
 
     On SQLite this is BEGIN IMMEDIATE, so the transaction holds the single write lock from its
     first statement and never fails later trying to upgrade a read lock. Elsewhere a no-op.
     """
-    if session.get_bind().dialect.name != "sqlite":
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
         return
     if session.in_transaction():
         if session.connection().info.get("sqlite_writer"):
@@ -115,7 +124,20 @@ def begin_write(session: Session) -> None:
         # A read transaction cannot be upgraded safely (SQLITE_BUSY_SNAPSHOT under WAL):
         # end it (it holds only reads) and start over as a writer.
         session.commit()
-    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    lock = _sqlite_write_locks.setdefault(str(bind.engine.url), threading.Lock())
+    lock.acquire()
+    session.info[_WRITE_LOCK_KEY] = lock
+    try:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    except BaseException:
+        session.info.pop(_WRITE_LOCK_KEY).release()
+        raise
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_write_lock(session: Session, transaction: Any) -> None:
+    if transaction.parent is None and _WRITE_LOCK_KEY in session.info:
+        session.info.pop(_WRITE_LOCK_KEY).release()
 
 
 @contextmanager

@@ -1,69 +1,91 @@
-"""Dependencies of every route, as Annotated aliases: sessions, settings, the caller, roles."""
+"""Dependencies of every route, as Annotated aliases: the database runner, the caller, roles.
 
-from collections.abc import Iterator
-from typing import Annotated
+A route is `async def` and does its database work in one threadpool call (`Db.run`), which
+opens a session, runs a domain function and closes the session in the same thread: one hop
+per request, and a connection is never held across hops. The key check is a dictionary
+lookup on the event loop unless the key is not cached yet.
+"""
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
-from service.config import Settings, get_settings
-from service.domain.auth import KeyCache, Principal, authenticate
+from service.config import Settings
+from service.domain.auth import KeyCache, Principal, authenticate, hash_key
 from service.errors import Forbidden, Unauthorized
 from service.models import Role
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 bearer = HTTPBearer(auto_error=False, description="An Arbiter API key: `Bearer arb_...`.")
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
-    """The app's session factory (set up in the lifespan)."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    return factory
+class Db:
+    """Runs use cases in the threadpool, each with its own session."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run `fn(session, *args, **kwargs)` here, in a fresh session that is then closed."""
+        with self.factory() as session:
+            return fn(session, *args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run `fn(session, *args, **kwargs)` in the threadpool with a fresh session."""
+        return await run_in_threadpool(partial(self.call, fn, *args, **kwargs))
 
 
-def get_key_cache(request: Request) -> KeyCache:
+async def get_db(request: Request) -> Db:
+    """The app's database runner (set up in the lifespan)."""
+    db: Db = request.app.state.db
+    return db
+
+
+async def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_key_cache(request: Request) -> KeyCache:
     """The app's cache of verified keys."""
     cache: KeyCache = request.app.state.key_cache
     return cache
 
 
-def get_session(
-    factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
-) -> Iterator[Session]:
-    """A session for one request; domain functions commit, this only closes it."""
-    session = factory()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[Db, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 
 
-def current_user(
-    session: SessionDep,
+async def current_user(
+    db: DbDep,
     cache: KeyCacheDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller, from `Authorization: Bearer <key>`."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", "Authorization")
-    principal = authenticate(session, credentials.credentials, cache)
-    # The lookup opened a read transaction; end it so the handler starts its own.
-    session.rollback()
-    return principal
+    cached = cache.get(hash_key(credentials.credentials))
+    if cached is not None:
+        return cached
+    return await db.run(authenticate, credentials.credentials, cache)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def require(role: Role):  # type: ignore[no-untyped-def]
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting callers with `role` or above."""
 
-    def check(user: CurrentUser) -> Principal:
+    async def check(user: CurrentUser) -> Principal:
         if not user.at_least(role):
             raise Forbidden(f"this needs the {role.value} role; you are {user.role.value}")
         return user

@@ -1,31 +1,117 @@
-"""Reading items: their prompt, responses in order, and labels, in a few queries."""
+"""Reading items: their prompt, responses in order, and labels, in as few queries as possible."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from service.models import HumanLabel, Item, ItemResponse, Prompt, Response, User
+from service.models import FeedbackKind, HumanLabel, Item, ItemResponse, Prompt, Response, User
+
+
+@dataclass(frozen=True)
+class ResponseView:
+    """A response at its position in an item."""
+
+    id: int
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """A stored human label, with its annotator's name."""
+
+    id: int
+    item_id: int
+    assignment_id: int | None
+    annotator: str
+    kind: FeedbackKind
+    value: dict[str, Any]
+    rationale: str | None
+    origin: str
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, label: HumanLabel, annotator: str) -> LabelView:
+        """The view of an ORM label row."""
+        return cls(
+            label.id,
+            label.item_id,
+            label.assignment_id,
+            annotator,
+            label.kind,
+            label.value,
+            label.rationale,
+            label.origin.value,
+            label.created_at,
+        )
 
 
 @dataclass
 class ItemView:
-    """An item with what is needed to show or export it."""
+    """An item with what is needed to show or export it (plain values, no ORM state)."""
 
-    item: Item
+    id: int
+    project_id: int
+    kind: FeedbackKind
     prompt: str
-    responses: list[Response]
-    labels: list[tuple[HumanLabel, str]] = field(default_factory=list)
+    responses: list[ResponseView]
+    external_id: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    label_count: int
+    is_complete: bool
+    created_at: dt.datetime
+    labels: list[LabelView] = field(default_factory=list)
 
 
-def load_item_views(
-    session: Session, items: Sequence[Item], *, with_labels: bool = False
-) -> list[ItemView]:
-    """Views of `items` (same order), with responses in position order and optionally labels."""
+_ITEM_COLUMNS = (
+    Item.id,
+    Item.project_id,
+    Item.kind,
+    Item.external_id,
+    Item.tags,
+    Item.metadata_,
+    Item.label_count,
+    Item.is_complete,
+    Item.created_at,
+)
+
+
+def load_item_view(session: Session, item_id: int) -> ItemView:
+    """One item's view in a single query (the annotator's hot path; no labels)."""
+    rows = session.execute(
+        select(*_ITEM_COLUMNS, Prompt.text, Response.id, Response.text, Response.source)
+        .join(Prompt, Prompt.id == Item.prompt_id)
+        .join(ItemResponse, ItemResponse.item_id == Item.id)
+        .join(Response, Response.id == ItemResponse.response_id)
+        .where(Item.id == item_id)
+        .order_by(ItemResponse.position)
+    ).all()
+    first = rows[0]
+    return ItemView(
+        id=first[0],
+        project_id=first[1],
+        kind=first[2],
+        prompt=first[9],
+        responses=[ResponseView(r[10], r[11], r[12]) for r in rows],
+        external_id=first[3],
+        tags=first[4] or [],
+        metadata=first[5] or {},
+        label_count=first[6],
+        is_complete=first[7],
+        created_at=first[8],
+    )
+
+
+def load_item_views(session: Session, items: Sequence[Item]) -> list[ItemView]:
+    """Views of `items` (same order) with responses in position order and their labels."""
     if not items:
         return []
     ids = [i.id for i in items]
@@ -34,25 +120,37 @@ def load_item_views(
             select(Prompt.id, Prompt.text).where(Prompt.id.in_({i.prompt_id for i in items}))
         ).all()
     )
-    slots: dict[int, list[Response]] = defaultdict(list)
-    for item_id, response in session.execute(
-        select(ItemResponse.item_id, Response)
+    slots: dict[int, list[ResponseView]] = defaultdict(list)
+    for item_id, rid, text, source in session.execute(
+        select(ItemResponse.item_id, Response.id, Response.text, Response.source)
         .join(Response, Response.id == ItemResponse.response_id)
         .where(ItemResponse.item_id.in_(ids))
         .order_by(ItemResponse.item_id, ItemResponse.position)
     ).all():
-        slots[item_id].append(response)
-    labels: dict[int, list[tuple[HumanLabel, str]]] = defaultdict(list)
-    if with_labels:
-        for label, name in session.execute(
-            select(HumanLabel, User.name)
-            .join(User, User.id == HumanLabel.annotator_id)
-            .where(HumanLabel.item_id.in_(ids))
-            .order_by(HumanLabel.id)
-        ).all():
-            labels[label.item_id].append((label, name))
+        slots[item_id].append(ResponseView(rid, text, source))
+    labels: dict[int, list[LabelView]] = defaultdict(list)
+    for label, name in session.execute(
+        select(HumanLabel, User.name)
+        .join(User, User.id == HumanLabel.annotator_id)
+        .where(HumanLabel.item_id.in_(ids))
+        .order_by(HumanLabel.id)
+    ).all():
+        labels[label.item_id].append(LabelView.of(label, name))
     return [
-        ItemView(item=i, prompt=prompts[i.prompt_id], responses=slots[i.id], labels=labels[i.id])
+        ItemView(
+            id=i.id,
+            project_id=i.project_id,
+            kind=i.kind,
+            prompt=prompts[i.prompt_id],
+            responses=slots[i.id],
+            external_id=i.external_id,
+            tags=i.tags or [],
+            metadata=i.metadata_ or {},
+            label_count=i.label_count,
+            is_complete=i.is_complete,
+            created_at=i.created_at,
+            labels=labels[i.id],
+        )
         for i in items
     ]
 
@@ -91,9 +189,9 @@ def list_items(
     else:
         # Tags are a JSON list; filter them here so the query stays portable.
         items = []
-        for batch_item in session.scalars(query.execution_options(yield_per=500)):
-            if flt.tag in (batch_item.tags or []):
-                items.append(batch_item)
+        for candidate in session.scalars(query.execution_options(yield_per=500)):
+            if flt.tag in (candidate.tags or []):
+                items.append(candidate)
                 if len(items) == limit:
                     break
-    return load_item_views(session, items, with_labels=True)
+    return load_item_views(session, items)

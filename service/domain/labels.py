@@ -1,16 +1,23 @@
-"""Submitting human labels: validated against the item, idempotent, never updated in place."""
+"""Submitting human labels: validated against the item, idempotent, never updated in place.
+
+The common case (a live lease, first submit) is one read and three writes in one
+transaction; retries, expired leases and skipped assignments take the slower paths.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
-from service.domain.assignment import get_own_assignment, slots_taken
-from service.errors import Conflict, Invalid
+from service.domain.assignment import slots_taken
+from service.domain.items import LabelView
+from service.errors import Conflict, Invalid, NotFound
 from service.models import (
     Assignment,
     AssignmentStatus,
@@ -18,7 +25,9 @@ from service.models import (
     HumanLabel,
     Item,
     ItemResponse,
+    LabelOrigin,
     Project,
+    User,
 )
 
 
@@ -29,6 +38,113 @@ class LabelInput:
     kind: FeedbackKind
     value: dict[str, Any]
     rationale: str | None
+
+
+@dataclass(frozen=True)
+class _Target:
+    assignment_id: int
+    status: AssignmentStatus
+    lease_expires_at: dt.datetime
+    item_id: int
+    item_kind: FeedbackKind
+    project_id: int
+    overlap: int
+
+
+def _one_statement_submit() -> Insert:
+    """PostgreSQL: mark the live lease submitted, count the label, store it; one round trip.
+
+    Matches only a live lease of the caller on an item of the label's kind; anything else
+    (retries, expired or skipped leases, unknown ids) returns no row and takes the general path.
+    """
+    columns = HumanLabel.__table__.c
+    submitted = (
+        update(Assignment)
+        .where(
+            Assignment.id == bindparam("p_assignment_id"),
+            Assignment.annotator_id == bindparam("p_annotator_id"),
+            Assignment.status == AssignmentStatus.leased,
+            Assignment.lease_expires_at > bindparam("p_now"),
+            Item.id == Assignment.item_id,
+            Item.kind == bindparam("p_kind"),
+        )
+        .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
+        .returning(Assignment.id, Assignment.item_id, Assignment.project_id)
+        .cte("submitted")
+    )
+    overlap = select(Project.overlap).where(Project.id == Item.project_id).scalar_subquery()
+    counted = (
+        update(Item)
+        .where(Item.id == submitted.c.item_id)
+        .values(label_count=Item.label_count + 1, is_complete=Item.label_count + 1 >= overlap)
+        .returning(Item.id)
+        .cte("counted")
+    )
+    names = ["annotator_id", "kind", "value", "rationale", "origin", "idempotency_key"]
+    rows = select(
+        submitted.c.project_id,
+        submitted.c.item_id,
+        submitted.c.id,
+        # Parameter names differ from column names: SQLAlchemy would otherwise also read
+        # them as SET values of the UPDATEs above.
+        *(bindparam(f"p_{name}", type_=columns[name].type) for name in names),
+        bindparam("p_now", type_=columns.created_at.type),
+    )
+    return (
+        insert(HumanLabel)
+        .from_select(["project_id", "item_id", "assignment_id", *names, "created_at"], rows)
+        .returning(HumanLabel.id, HumanLabel.item_id)
+        .add_cte(submitted, counted)
+    )
+
+
+_ONE_STATEMENT_SUBMIT = _one_statement_submit()
+
+
+def _try_one_statement(
+    session: Session,
+    assignment_id: int,
+    annotator: tuple[int, str],
+    label: LabelInput,
+    idempotency_key: str | None,
+) -> LabelView | None:
+    now = utcnow()
+    try:
+        # On the Connection: the ORM would take a dict of parameters for bulk-insert rows.
+        row = (
+            session.connection()
+            .execute(
+                _ONE_STATEMENT_SUBMIT,
+                {
+                    "p_assignment_id": assignment_id,
+                    "p_annotator_id": annotator[0],
+                    "p_kind": label.kind,
+                    "p_value": label.value,
+                    "p_rationale": label.rationale,
+                    "p_origin": LabelOrigin.annotation,
+                    "p_idempotency_key": idempotency_key,
+                    "p_now": now,
+                },
+            )
+            .first()
+        )
+    except IntegrityError:
+        row = None  # e.g. an Idempotency-Key used before: the general path explains
+    if row is None:
+        session.rollback()
+        return None
+    session.commit()
+    return LabelView(
+        row[0],
+        row[1],
+        assignment_id,
+        annotator[1],
+        label.kind,
+        label.value,
+        label.rationale,
+        LabelOrigin.annotation.value,
+        now,
+    )
 
 
 def normalise_ranking(ranking: list[int | list[int]], response_ids: list[int]) -> list[list[int]]:
@@ -47,79 +163,184 @@ def normalise_ranking(ranking: list[int | list[int]], response_ids: list[int]) -
     return groups
 
 
-def _validated_value(session: Session, item: Item, label: LabelInput) -> dict[str, Any]:
-    if label.kind != item.kind:
-        raise Invalid(f"this item takes {item.kind.value} labels, not {label.kind.value}", "kind")
+_TARGET = (
+    select(
+        Assignment.id,
+        Assignment.status,
+        Assignment.lease_expires_at,
+        Assignment.annotator_id,
+        Item.id,
+        Item.kind,
+        Item.project_id,
+        Project.overlap,
+    )
+    .join(Item, Item.id == Assignment.item_id)
+    .join(Project, Project.id == Item.project_id)
+    .where(Assignment.id == bindparam("p_assignment_id"))
+)
+# Core statements on the tables (not the ORM entities): no unit-of-work on the hot path.
+_LABELS, _ASSIGNMENTS, _ITEMS = (
+    cast(Table, model.__table__) for model in (HumanLabel, Assignment, Item)
+)
+_INSERT_LABEL = insert(_LABELS).returning(_LABELS.c.id)
+_MARK_SUBMITTED = (
+    update(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.id == bindparam("p_assignment_id"))
+    .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
+)
+_COUNT_LABEL = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("p_item_id"))
+    .values(
+        label_count=_ITEMS.c.label_count + 1,
+        is_complete=_ITEMS.c.label_count + 1 >= bindparam("p_overlap"),
+    )
+)
+
+
+def _target(session: Session, assignment_id: int, annotator_id: int) -> _Target:
+    row = session.connection().execute(_TARGET, {"p_assignment_id": assignment_id}).first()
+    if row is None or row[3] != annotator_id:
+        raise NotFound(f"assignment {assignment_id} not found", "assignment_id")
+    return _Target(row[0], row[1], row[2], row[4], row[5], row[6], row[7])
+
+
+def _validated_value(session: Session, target: _Target, label: LabelInput) -> dict[str, Any]:
+    if label.kind != target.item_kind:
+        raise Invalid(
+            f"this item takes {target.item_kind.value} labels, not {label.kind.value}", "kind"
+        )
     if label.kind != FeedbackKind.listwise:
         return label.value
     response_ids = list(
-        session.scalars(select(ItemResponse.response_id).where(ItemResponse.item_id == item.id))
+        session.scalars(
+            select(ItemResponse.response_id).where(ItemResponse.item_id == target.item_id)
+        )
     )
     return {"ranking": normalise_ranking(label.value["ranking"], response_ids)}
 
 
 def _replay(
-    existing: HumanLabel, assignment: Assignment, value: dict[str, Any], label: LabelInput
-) -> HumanLabel:
-    if existing.assignment_id != assignment.id:
+    session: Session,
+    target: _Target,
+    annotator_id: int,
+    value: dict[str, Any],
+    label: LabelInput,
+    idempotency_key: str | None,
+) -> LabelView | None:
+    """The label stored by an earlier identical submit, a Conflict, or None if there is none."""
+    query = select(HumanLabel, User.name).join(User, User.id == HumanLabel.annotator_id)
+    previous = session.execute(
+        query.where(HumanLabel.assignment_id == target.assignment_id)
+    ).first()
+    if previous is None and idempotency_key is not None:
+        previous = session.execute(
+            query.where(
+                HumanLabel.annotator_id == annotator_id,
+                HumanLabel.idempotency_key == idempotency_key,
+            )
+        ).first()
+    if previous is None:
+        return None
+    existing, name = previous
+    if existing.assignment_id != target.assignment_id:
         raise Conflict("this Idempotency-Key was used for another assignment", "Idempotency-Key")
     if existing.value != value or existing.rationale != label.rationale:
         raise Conflict(
             "a different label was already submitted for this assignment", "assignment_id"
         )
-    return existing
+    return LabelView.of(existing, name)
+
+
+def _check_lease(session: Session, target: _Target, now: dt.datetime) -> None:
+    if target.status == AssignmentStatus.skipped:
+        raise Conflict("this assignment was skipped; it takes no label", "assignment_id")
+    if target.lease_expires_at > now:
+        return
+    # Expired: accept only while the item still has a free slot (counted under its row lock).
+    session.execute(select(Item.id).where(Item.id == target.item_id).with_for_update())
+    if slots_taken(session, target.item_id, now, excluding=target.assignment_id) >= target.overlap:
+        raise Conflict("the lease expired and the item was given to others", "assignment_id")
 
 
 def submit_label(
     session: Session,
     assignment_id: int,
-    annotator_id: int,
+    annotator: tuple[int, str],
     label: LabelInput,
     idempotency_key: str | None = None,
-) -> tuple[HumanLabel, bool]:
+) -> tuple[LabelView, bool]:
     """Store the caller's label for an assignment; returns (label, created).
 
     A retried submit (same assignment, or same Idempotency-Key) with the same content returns
     the stored label and creates nothing; different content is a conflict.
     """
+    annotator_id, annotator_name = annotator
+    if session.get_bind().dialect.name == "postgresql" and label.kind != FeedbackKind.listwise:
+        stored = _try_one_statement(session, assignment_id, annotator, label, idempotency_key)
+        if stored is not None:
+            return stored, True
     begin_write(session)
-    assignment = get_own_assignment(session, assignment_id, annotator_id)
-    item = session.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
-    assert item is not None  # foreign key
-    value = _validated_value(session, item, label)
-    previous = session.scalar(select(HumanLabel).where(HumanLabel.assignment_id == assignment.id))
-    if previous is None and idempotency_key is not None:
-        previous = session.scalar(
-            select(HumanLabel).where(
-                HumanLabel.annotator_id == annotator_id,
-                HumanLabel.idempotency_key == idempotency_key,
-            )
-        )
-    if previous is not None:
-        session.commit()
-        return _replay(previous, assignment, value, label), False
-    if assignment.status == AssignmentStatus.skipped:
-        raise Conflict("this assignment was skipped; it takes no label", "assignment_id")
+    target = _target(session, assignment_id, annotator_id)
+    value = _validated_value(session, target, label)
+    if target.status != AssignmentStatus.leased or idempotency_key is not None:
+        replayed = _replay(session, target, annotator_id, value, label, idempotency_key)
+        if replayed is not None:
+            session.commit()
+            return replayed, False
     now = utcnow()
-    overlap = session.scalar(select(Project.overlap).where(Project.id == item.project_id)) or 1
-    expired = assignment.lease_expires_at <= now
-    if expired and slots_taken(session, item.id, now, excluding=assignment.id) >= overlap:
-        raise Conflict("the lease expired and the item was given to others", "assignment_id")
-    row = HumanLabel(
-        project_id=item.project_id,
-        item_id=item.id,
-        assignment_id=assignment.id,
-        annotator_id=annotator_id,
-        kind=label.kind,
-        value=value,
-        rationale=label.rationale,
-        idempotency_key=idempotency_key,
-        created_at=now,
-    )
-    session.add(row)
-    assignment.status = AssignmentStatus.submitted
-    assignment.completed_at = now
-    item.label_count += 1
-    item.is_complete = item.label_count >= overlap
+    _check_lease(session, target, now)
+    conn = session.connection()
+    try:
+        label_id = conn.execute(
+            _INSERT_LABEL,
+            {
+                "project_id": target.project_id,
+                "item_id": target.item_id,
+                "assignment_id": target.assignment_id,
+                "annotator_id": annotator_id,
+                "kind": label.kind,
+                "value": value,
+                "rationale": label.rationale,
+                "origin": LabelOrigin.annotation,
+                "idempotency_key": idempotency_key,
+                "created_at": now,
+            },
+        ).scalar_one()
+    except IntegrityError:
+        # A concurrent identical submit won the race: answer as a retry.
+        session.rollback()
+        return _replay_after_race(
+            session, assignment_id, annotator_id, value, label, idempotency_key
+        )
+    conn.execute(_MARK_SUBMITTED, {"p_assignment_id": target.assignment_id, "p_now": now})
+    conn.execute(_COUNT_LABEL, {"p_item_id": target.item_id, "p_overlap": target.overlap})
     session.commit()
-    return row, True
+    view = LabelView(
+        label_id,
+        target.item_id,
+        target.assignment_id,
+        annotator_name,
+        label.kind,
+        value,
+        label.rationale,
+        LabelOrigin.annotation.value,
+        now,
+    )
+    return view, True
+
+
+def _replay_after_race(
+    session: Session,
+    assignment_id: int,
+    annotator_id: int,
+    value: dict[str, Any],
+    label: LabelInput,
+    idempotency_key: str | None,
+) -> tuple[LabelView, bool]:
+    target = _target(session, assignment_id, annotator_id)
+    replayed = _replay(session, target, annotator_id, value, label, idempotency_key)
+    session.commit()
+    if replayed is None:
+        raise Conflict("the label could not be stored; retry", "assignment_id")
+    return replayed, False

@@ -58,7 +58,6 @@ class AssignmentOut(BaseModel):
     lease_expires_at: dt.datetime
     instructions: str
     item: ItemOut
-    progress: "Progress"
 
 
 class Progress(BaseModel):
@@ -66,6 +65,3 @@ class Progress(BaseModel):
 
     done: int = Field(description="Items the caller has labeled.")
     remaining: int = Field(description="Items the caller could still be given.")
-
-
-AssignmentOut.model_rebuild()

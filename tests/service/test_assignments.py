@@ -21,15 +21,29 @@ def _project_with_items(
     return project_id
 
 
-def test_lease_returns_item_with_responses_instructions_and_progress(
-    client: TestClient, keys: Keys
-) -> None:
+def test_lease_returns_item_with_responses_and_instructions(client: TestClient, keys: Keys) -> None:
     project_id = _project_with_items(client, keys)
+    client.patch(
+        f"/v1/projects/{project_id}",
+        json={"instructions": "be kind"},
+        headers=Keys.auth(keys.operator),
+    )
     body = lease(client, keys.annotator, project_id).json()
     assert body["item"]["prompt"] == "q0"
     assert [r["text"] for r in body["item"]["responses"]] == ["a0", "b0"]
     assert body["item"]["labels"] == []
-    assert body["progress"] == {"done": 0, "remaining": 3}
+    assert body["instructions"] == "be kind"
+
+
+def test_progress_counts_done_and_remaining_including_the_current_lease(
+    client: TestClient, keys: Keys
+) -> None:
+    project_id = _project_with_items(client, keys)
+    url = f"/v1/projects/{project_id}/progress"
+    assignment = lease(client, keys.annotator, project_id).json()
+    assert client.get(url, headers=Keys.auth(keys.annotator)).json() == {"done": 0, "remaining": 3}
+    submit(client, keys.annotator, assignment["id"], {"kind": "pairwise", "choice": "a"})
+    assert client.get(url, headers=Keys.auth(keys.annotator)).json() == {"done": 1, "remaining": 2}
 
 
 def test_asking_again_returns_the_same_unexpired_lease(client: TestClient, keys: Keys) -> None:

@@ -43,6 +43,7 @@ EXPECTED: dict[Route, tuple[int, int, int, int, int]] = {
     ("GET",    "/v1/projects/{project_id}/export"):     (401, 401, 200,   200,  403),
     ("POST",   "/v1/projects/{project_id}/assignments"):
                                                         (401, 401, 200,   200,  200),
+    ("GET",    "/v1/projects/{project_id}/progress"):   (401, 401, 200,   200,  200),
     ("GET",    "/v1/assignments/{assignment_id}"):      (401, 401, 200,   200,  200),
     ("POST",   "/v1/assignments/{assignment_id}/labels"):
                                                         (401, 401, 201,   201,  201),
@@ -148,6 +149,9 @@ REQUESTS: dict[Route, Callable[[World, str], Call]] = {
     ),
     ("POST", "/v1/projects/{project_id}/assignments"): lambda w, c: Call(
         f"/v1/projects/{w.project_id}/assignments"
+    ),
+    ("GET", "/v1/projects/{project_id}/progress"): lambda w, c: Call(
+        f"/v1/projects/{w.project_id}/progress"
     ),
     ("GET", "/v1/assignments/{assignment_id}"): lambda w, c: Call(
         f"/v1/assignments/{w.assignment_of(c)}"

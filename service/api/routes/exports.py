@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from service.api.deps import RequireOperator, SessionDep
+from service.api.deps import DbDep, RequireOperator
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.projects import ProjectId
 from service.domain.exports import (
@@ -28,15 +29,40 @@ router = APIRouter(prefix="/v1/projects", tags=["exports"], responses=ERROR_RESP
 MEDIA = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 
 
+def _write(
+    session: Session, project_id: int, opts: ExportOptions, file: FileFormat
+) -> FileResponse:
+    project = get_project(session, project_id)
+    fd, path = tempfile.mkstemp(suffix=f".{file}")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            summary = write_export(session, project, opts, out, file)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return FileResponse(
+        path,
+        media_type=MEDIA[file],
+        filename=f"{project.name}-{opts.format}.{file}",
+        headers={
+            "X-Arbiter-Rows": str(summary.rows),
+            "X-Arbiter-Items": str(summary.items),
+            "X-Arbiter-Ties-Skipped": str(summary.ties_skipped),
+            "X-Arbiter-Below-Agreement-Skipped": str(summary.below_agreement_skipped),
+        },
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
 @router.get(
     "/{project_id}/export",
     response_class=FileResponse,
     responses={200: {"description": "The dataset file; counts in X-Arbiter-* headers"}},
 )
-def export(
+async def export(
     project_id: ProjectId,
     _: RequireOperator,
-    session: SessionDep,
+    db: DbDep,
     format: ExportFormat = "dpo",
     file: FileFormat = "jsonl",
     source: Source = "human",
@@ -53,7 +79,6 @@ def export(
     tag: Annotated[NoNulStr | None, Query(max_length=200)] = None,
 ) -> FileResponse:
     """Export labels as rows TRL's trainers and `datasets` load as they are."""
-    project = get_project(session, project_id)
     opts = ExportOptions(
         format=format,
         source=source,
@@ -65,25 +90,7 @@ def export(
         created_before=_aware(created_before),
         tag=tag,
     )
-    fd, path = tempfile.mkstemp(suffix=f".{file}")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            summary = write_export(session, project, opts, out, file)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return FileResponse(
-        path,
-        media_type=MEDIA[file],
-        filename=f"{project.name}-{format}.{file}",
-        headers={
-            "X-Arbiter-Rows": str(summary.rows),
-            "X-Arbiter-Items": str(summary.items),
-            "X-Arbiter-Ties-Skipped": str(summary.ties_skipped),
-            "X-Arbiter-Below-Agreement-Skipped": str(summary.below_agreement_skipped),
-        },
-        background=BackgroundTask(os.unlink, path),
-    )
+    return await db.run(_write, project_id, opts, file)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

@@ -5,10 +5,11 @@ import tempfile
 from typing import IO, Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.api.deps import RequireOperator, SessionDep, SettingsDep
+from service.api.deps import DbDep, RequireOperator, SettingsDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.projects import ProjectId
 from service.domain.imports import ImportOptions, run_import
@@ -67,7 +68,7 @@ async def create_import(
     project_id: ProjectId,
     request: Request,
     user: RequireOperator,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     format: ImportFormat = ImportFormat.arbiter,
     on_error: Literal["abort", "skip"] = "abort",
@@ -85,23 +86,31 @@ async def create_import(
     )
     stream = await _spool(request)
     try:
-        report = await run_in_threadpool(
-            run_import, session, project_id, stream, opts, user.user_id
-        )
+        return await db.run(_import, project_id, stream, opts, user.user_id)
     finally:
         stream.close()
+
+
+def _import(
+    session: Session, project_id: int, stream: IO[bytes], opts: ImportOptions, user_id: int
+) -> ImportReport:
+    report = run_import(session, project_id, stream, opts, user_id)
     return ImportReport.model_validate(report, from_attributes=True)
 
 
-@router.get("/{project_id}/imports/{import_id}")
-def get_import(
-    project_id: ProjectId,
-    import_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    _: RequireOperator,
-    session: SessionDep,
-) -> ImportReport:
-    """The report of an earlier import."""
+def _report(session: Session, project_id: int, import_id: int) -> ImportReport:
     report = session.get(Import, import_id)
     if report is None or report.project_id != project_id:
         raise NotFound(f"import {import_id} not found in project {project_id}", "import_id")
     return ImportReport.model_validate(report, from_attributes=True)
+
+
+@router.get("/{project_id}/imports/{import_id}")
+async def get_import(
+    project_id: ProjectId,
+    import_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    _: RequireOperator,
+    db: DbDep,
+) -> ImportReport:
+    """The report of an earlier import."""
+    return await db.run(_report, project_id, import_id)

@@ -3,8 +3,9 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
-from service.api.deps import RequireOperator, SessionDep, SettingsDep
+from service.api.deps import DbDep, RequireOperator, SettingsDep
 from service.api.errors import ERROR_RESPONSES
 from service.api.presenters import item_out
 from service.api.routes.projects import ProjectId
@@ -17,11 +18,21 @@ from service.schemas.items import ItemOut
 router = APIRouter(prefix="/v1/projects", tags=["items"], responses=ERROR_RESPONSES)
 
 
+def _page(
+    session: Session, project_id: int, flt: ItemFilter, after_id: int, limit: int
+) -> Page[ItemOut]:
+    get_project(session, project_id)
+    views = list_items(session, project_id, flt, after_id, limit)
+    return Page(
+        data=[item_out(v) for v in views], next_cursor=next_cursor([v.id for v in views], limit)
+    )
+
+
 @router.get("/{project_id}/items")
-def items(
+async def items(
     project_id: ProjectId,
     _: RequireOperator,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     status: Literal["open", "complete"] | None = None,
     tag: Annotated[NoNulStr | None, Query(max_length=200)] = None,
@@ -31,11 +42,6 @@ def items(
     cursor: str | None = None,
 ) -> Page[ItemOut]:
     """A page of items with their responses and labels, filtered."""
-    get_project(session, project_id)
-    limit = min(limit, settings.page_size_max)
     flt = ItemFilter(status=status, tag=tag, min_labels=min_labels, external_id=external_id)
-    views = list_items(session, project_id, flt, decode_cursor(cursor), limit)
-    return Page(
-        data=[item_out(v) for v in views],
-        next_cursor=next_cursor([v.item.id for v in views], limit),
-    )
+    limit = min(limit, settings.page_size_max)
+    return await db.run(_page, project_id, flt, decode_cursor(cursor), limit)
