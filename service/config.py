@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `arbiter serve` binds.")
     port: int = Field(default=8000, description="Port `arbiter serve` listens on.")
     workers: int = Field(default=1, ge=1, description="Server processes `arbiter serve` runs.")
+    threads: int = Field(
+        default=4,
+        ge=1,
+        description="Database threads per server process (requests beyond wait their turn; "
+        "fewer threads contend less for the GIL).",
+    )
 
 
 @lru_cache

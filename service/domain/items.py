@@ -86,7 +86,7 @@ _ITEM_COLUMNS = (
 
 def load_item_view(session: Session, item_id: int) -> ItemView:
     """One item's view in a single query (the annotator's hot path; no labels)."""
-    rows = session.execute(
+    rows = session.connection().execute(
         select(*_ITEM_COLUMNS, Prompt.text, Response.id, Response.text, Response.source)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .join(ItemResponse, ItemResponse.item_id == Item.id)
