@@ -1,31 +1,42 @@
 """Load benchmark of annotation submits against a real `arbiter serve`, on SQLite and PostgreSQL.
 
-For each backend it seeds a template database once (migrations, a pairwise project with
-overlap 1, `--items` items imported through the domain import, one annotator API key per
-client), then for every (workers, clients) setting it clones the template, starts
-`.venv/bin/arbiter serve` as a subprocess on a free port, and drives it from this process with
-N concurrent clients (one asyncio loop, uvloop when installed, a minimal HTTP/1.1 keep-alive
-client; `--client httpx` switches to httpx.AsyncClient):
+For each backend it seeds a template database once (migrations, one annotator API key per
+client, and two pairwise projects with overlap 1 and `--items` items each, imported through the
+domain import: the first for the annotator loop, the second with `--items` // max(`--clients`)
+items per annotator already leased to it, written straight into the assignments table), then
+for every (workers, threads, clients) setting it clones the template, starts
+`.venv/bin/arbiter serve` as a subprocess on a free port (ARBITER_WORKERS, and ARBITER_THREADS
+when `--threads` is given), and drives it from this process with N concurrent clients (one
+asyncio loop, uvloop when installed, a minimal HTTP/1.1 keep-alive client; `--client httpx`
+switches to httpx.AsyncClient). On that one server it runs, in turn:
 
   1. ceilings: GET /healthz in a loop (no key, no database; a sync route, so two threadpool
      hops) and GET /docs (FastAPI's own async route: no threadpool) -> requests/s;
-  2. submits: POST /v1/projects/{id}/assignments (lease), then
-     POST /v1/assignments/{id}/labels {"kind": "pairwise", "choice": "a"} -> submits/s and the
-     latency of each lease and each submit.
+  2. loop: POST /v1/projects/{id}/assignments (lease), then
+     POST /v1/assignments/{id}/labels {"kind": "pairwise", "choice": "a"}, on the first
+     project -> submits/s and the latency of each lease and each submit (two requests a label);
+  3. submit-only: POST /v1/assignments/{id}/labels alone, each client walking through the
+     pre-leased assignments of its key(s) in the second project -> submits/s and submit latency
+     (one request a label: the service's "annotation submits per second" figure).
 
 Each phase warms up for `--warmup` s, then measures for `--duration` s (ceiling:
-`--ceiling-duration`); only requests completing inside the window count. CPU used during the
-window is split between the server processes, PostgreSQL backends and this load generator
-(from /proc), and with `--profile DIR` py-spy samples the server during the submit window and
-a summary of the hot spots is printed. The server is stopped and every database dropped at
-the end, also on errors or Ctrl-C.
+`--ceiling-duration`); only requests completing inside the window count. The submit-only phase
+needs `--items` >= its submits/s x (warm-up + duration); a client that runs out of pre-leased
+assignments stops and the table marks the phase "(ran dry)". CPU used during each window is
+split between the server processes, PostgreSQL backends and this load generator (from /proc),
+and with `--profile DIR` py-spy samples the server during each measured window and a summary
+of the hot spots is printed. The server is stopped and every database dropped at the end, also
+on errors or Ctrl-C.
 
-Output: one table, then as the LAST line one JSON object
-{"sqlite_submits_per_s", "sqlite_p99_ms", "postgres_submits_per_s", "postgres_p99_ms"}
-taken, per backend, from the setting with the most submits/s (null when not run).
+Output: one table (a line per setting and phase), then as the LAST line one JSON object
+{"sqlite_submits_per_s", "sqlite_p99_ms", "postgres_submits_per_s", "postgres_p99_ms",
+"sqlite_loop_submits_per_s", "sqlite_loop_p99_ms", "postgres_loop_submits_per_s",
+"postgres_loop_p99_ms"}: the first four from the submit-only phase, the loop_ ones from the
+annotator loop, all taken, per backend, from the setting with the most submit-only submits/s
+(null when not run).
 
     .venv/bin/python bench/api_load.py                      # both backends, 1 worker, 32 clients
-    .venv/bin/python bench/api_load.py --workers 1,2 --clients 16,32,64
+    .venv/bin/python bench/api_load.py --workers 1,2 --threads 4,8 --clients 16,32,64
     .venv/bin/python bench/api_load.py --backends postgres --profile /tmp/prof
 """
 
@@ -34,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import http.client
 import io
 import json
@@ -52,7 +64,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -166,18 +178,25 @@ Backend = SqliteBackend | PostgresBackend
 
 @dataclass
 class Seed:
-    """What a seeded database holds for the load: the project and one key per annotator."""
+    """What a seeded database holds for the load.
+
+    `project_id`: the annotator-loop project (nothing leased). `keys`: one annotator key per
+    client. `prelease_project_id`: the submit-only project, whose items are already leased:
+    `prelease[key]` lists that key's leased assignment ids, in item order.
+    """
 
     project_id: int
     keys: list[str]
+    prelease_project_id: int
+    prelease: dict[str, list[int]]
 
 
-def _items_jsonl(n: int) -> bytes:
+def _items_jsonl(n: int, prefix: str = "bench") -> bytes:
     filler = "lorem ipsum dolor sit amet " * 6
     out = io.BytesIO()
     for i in range(n):
         row = {
-            "id": f"bench-{i}",
+            "id": f"{prefix}-{i}",
             "prompt": f"Bench prompt {i}: which answer is more helpful? {filler}",
             "responses": [
                 {"text": f"Answer A to {i}. {filler}{filler}", "source": "model-a"},
@@ -190,45 +209,94 @@ def _items_jsonl(n: int) -> bytes:
 
 
 def seed(url: str, items: int, annotators: int, analyze: bool = True) -> Seed:
-    """Migrate `url` and fill it: project (pairwise, overlap 1), items, annotator keys.
+    """Migrate `url` and fill it: two pairwise projects (overlap 1) of `items` items each and
+    one annotator key per client.
 
-    On PostgreSQL the seeded database is then VACUUM ANALYZEd unless `analyze` is false.
+    The first project is for the annotator loop (lease, then submit). In the second one
+    (lease_seconds 86400) each annotator already holds `items // annotators` leased items, a
+    disjoint slice each, for the submit-only phase. On PostgreSQL the seeded database is then
+    VACUUM ANALYZEd unless `analyze` is false.
     """
-    from service.db import make_engine, make_session_factory, session_scope
+    from sqlalchemy import Table, insert, select
+
+    from service.db import make_engine, make_session_factory, session_scope, utcnow
     from service.domain.auth import create_key
     from service.domain.imports import ImportOptions, run_import
     from service.domain.projects import create_project
     from service.migrate import upgrade
-    from service.models import FeedbackKind, Role
+    from service.models import Assignment, AssignmentStatus, FeedbackKind, Item, Role
 
+    if items < annotators:
+        raise ValueError(f"--items {items} is fewer than the {annotators} annotators")
     upgrade(url)
     engine = make_engine(url)
     try:
         with session_scope(make_session_factory(engine)) as session:
             _, admin, _ = create_key(session, "bench-admin", Role.admin, "api_load bench")
-            project = create_project(
-                session,
-                name="bench-pairwise",
-                kind=FeedbackKind.pairwise,
-                overlap=1,
-                lease_seconds=600,
-                instructions="Pick the more helpful answer.",
-                created_by_id=admin.id,
-            )
-            report = run_import(
-                session,
-                project.id,
-                io.BytesIO(_items_jsonl(items)),
-                ImportOptions(format="arbiter", batch_size=1000),
-                admin.id,
-            )
-            if report.items_created != items:
-                raise RuntimeError(f"import created {report.items_created} of {items} items")
-            keys = [
-                create_key(session, f"bench-annotator-{n:04d}", Role.annotator)[2]
-                for n in range(annotators)
+            project_ids = []
+            for name, lease_seconds, prefix in (
+                ("bench-pairwise", 600, "bench"),
+                ("bench-pairwise-preleased", 86_400, "pre"),
+            ):
+                project = create_project(
+                    session,
+                    name=name,
+                    kind=FeedbackKind.pairwise,
+                    overlap=1,
+                    lease_seconds=lease_seconds,
+                    instructions="Pick the more helpful answer.",
+                    created_by_id=admin.id,
+                )
+                report = run_import(
+                    session,
+                    project.id,
+                    io.BytesIO(_items_jsonl(items, prefix)),
+                    ImportOptions(format="arbiter", batch_size=1000),
+                    admin.id,
+                )
+                if report.items_created != items:
+                    raise RuntimeError(f"import created {report.items_created} of {items} items")
+                project_ids.append(project.id)
+            project_id, prelease_project_id = project_ids
+            annotator_ids: dict[str, int] = {}
+            for n in range(annotators):
+                _, user, secret = create_key(session, f"bench-annotator-{n:04d}", Role.annotator)
+                annotator_ids[secret] = user.id
+            keys = list(annotator_ids)
+
+            # Pre-lease the second project's items, a disjoint slice per annotator, straight
+            # into the table: the lease endpoint keeps only one live lease per annotator per
+            # project, so it cannot hand out a stock of leases for the submit-only phase.
+            item_ids = session.scalars(
+                select(Item.id).where(Item.project_id == prelease_project_id).order_by(Item.id)
+            ).all()
+            per_annotator = items // annotators
+            now = utcnow()
+            expires = now + dt.timedelta(days=1)
+            rows = [
+                {
+                    "project_id": prelease_project_id,
+                    "item_id": item_id,
+                    "annotator_id": annotator_ids[key],
+                    "status": AssignmentStatus.leased,
+                    "leased_at": now,
+                    "lease_expires_at": expires,
+                }
+                for n, key in enumerate(keys)
+                for item_id in item_ids[n * per_annotator : (n + 1) * per_annotator]
             ]
-            project_id = project.id
+            table = cast(Table, Assignment.__table__)
+            for start in range(0, len(rows), 5000):
+                session.execute(insert(table), rows[start : start + 5000])
+            by_annotator: dict[int, list[int]] = defaultdict(list)
+            for assignment_id, annotator_id in session.execute(
+                select(table.c.id, table.c.annotator_id)
+                .where(table.c.project_id == prelease_project_id)
+                .order_by(table.c.item_id)
+            ):
+                by_annotator[annotator_id].append(assignment_id)
+            prelease = {key: by_annotator[user_id] for key, user_id in annotator_ids.items()}
+            session.commit()
         if engine.dialect.name == "sqlite":
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -239,7 +307,7 @@ def seed(url: str, items: int, annotators: int, analyze: bool = True) -> Seed:
                 conn.exec_driver_sql("VACUUM ANALYZE")
     finally:
         engine.dispose()
-    return Seed(project_id=project_id, keys=keys)
+    return Seed(project_id, keys, prelease_project_id, prelease)
 
 
 # --------------------------------------------------------------------------- server
@@ -581,6 +649,25 @@ async def _annotator_loop(
         await _timed(res, win, "submit", conn.request("POST", path, key, LABEL_BODY), (201,))
 
 
+async def _submit_loop(
+    conn: Conn, work: list[tuple[str, int]], res: PhaseResult, win: Window
+) -> None:
+    """Submit a label to each pre-leased (key, assignment id) in turn; no lease requests."""
+    for key, assignment_id in work:
+        if win.stop:
+            return
+        path = f"/v1/assignments/{assignment_id}/labels"
+        await _timed(res, win, "submit", conn.request("POST", path, key, LABEL_BODY), (201,))
+    if not win.stop:  # this client's pre-leased assignments ran out before the window ended
+        res.exhausted += 1
+
+
+def submit_work(seed_: Seed, client: int, clients: int) -> list[tuple[str, int]]:
+    """Client `client` of `clients`: the pre-leased assignments of keys client, client +
+    clients, ... in order, so a run with fewer clients than keys still uses every lease."""
+    return [(key, aid) for key in seed_.keys[client::clients] for aid in seed_.prelease[key]]
+
+
 async def run_phase(
     kind: str,
     port: int,
@@ -592,7 +679,11 @@ async def run_phase(
     client_kind: str = "raw",
     on_window: Callable[[], Any] | None = None,
 ) -> PhaseResult:
-    """Run `clients` loops of `kind` ("submit", or a path to GET); measure after the warm-up."""
+    """Run `clients` loops of `kind`; measure after the warm-up.
+
+    `kind`: "loop" (lease then submit, on the first project), "submit-only" (submits to the
+    pre-leased assignments of the second project), or a path to GET.
+    """
     res, win = PhaseResult(seconds=duration), Window()
     httpx_client = None
     if client_kind == "httpx":
@@ -606,14 +697,20 @@ async def run_phase(
         conns: list[Conn] = [HttpxConnection(httpx_client) for _ in range(clients)]
     else:
         conns = [RawConnection(port) for _ in range(clients)]
-    if kind != "submit":
-        tasks = [asyncio.create_task(_get_loop(c, kind, res, win)) for c in conns]
-    else:
+    if kind == "loop":
         assert seed_ is not None
         tasks = [
             asyncio.create_task(_annotator_loop(c, seed_.keys[n], seed_.project_id, res, win))
             for n, c in enumerate(conns)
         ]
+    elif kind == "submit-only":
+        assert seed_ is not None
+        tasks = [
+            asyncio.create_task(_submit_loop(c, submit_work(seed_, n, clients), res, win))
+            for n, c in enumerate(conns)
+        ]
+    else:
+        tasks = [asyncio.create_task(_get_loop(c, kind, res, win)) for c in conns]
     try:
         await asyncio.sleep(warmup)
         before = cpu_snapshot(server_pid)
@@ -770,43 +867,105 @@ def summarise_profile(path: Path, mode: str = "gil", top: int = 15) -> str:
 # --------------------------------------------------------------------------- driver
 
 
+PHASES = ("loop", "submit-only")
+
+
 @dataclass
 class Row:
-    """One line of the results table."""
+    """One setting: its ceilings and the two measured phases (one table line each)."""
 
     backend: str
     workers: int
+    threads: str
     clients: int
-    submit: PhaseResult
+    phases: dict[str, PhaseResult]
     ceiling: PhaseResult | None
     async_ceiling: PhaseResult | None
-    profiled: bool = False
+    profiled: set[str] = field(default_factory=set)
     server_exceptions: Counter[str] = field(default_factory=Counter)
 
     @property
     def submits_per_s(self) -> float:
-        return self.submit.rate("submit")
+        """The headline figure: submits/s of the submit-only phase."""
+        return self.phases["submit-only"].rate("submit")
+
+
+def _threads_label(threads: int | None) -> str:
+    if threads is not None:
+        return str(threads)
+    return os.environ.get("ARBITER_THREADS", "default")
 
 
 def run_setting(
     backend: Backend,
     seed_: Seed,
     workers: int,
+    threads: int | None,
     clients: int,
     args: argparse.Namespace,
     tmp: Path,
 ) -> Row:
-    """Clone the template, serve it, run the ceiling and the submit phases, stop, drop."""
+    """Clone the template, serve it, run the ceilings, the annotator loop and the submit-only
+    phase on that one server, stop, drop."""
     url = backend.clone()
     env = {}
     if args.pool_size is not None:
         env["ARBITER_DB_POOL_SIZE"] = str(args.pool_size)
     if args.max_overflow is not None:
         env["ARBITER_DB_MAX_OVERFLOW"] = str(args.max_overflow)
-    tag = f"{backend.name}-w{workers}-c{clients}"
+    if threads is not None:
+        env["ARBITER_THREADS"] = str(threads)
+    tag = f"{backend.name}-w{workers}-t{_threads_label(threads)}-c{clients}"
     server = Server(url, workers, tmp / f"server-{tag}.log", env)
-    profiler: subprocess.Popen[bytes] | None = None
-    profile_out = Path(args.profile) / f"{tag}.txt" if args.profile else None
+    profilers: list[subprocess.Popen[bytes]] = []
+    profiled: set[str] = set()
+
+    def measure(kind: str) -> PhaseResult:
+        """One measured phase, py-spy sampling the server during its window with --profile."""
+        profile_out = Path(args.profile) / f"{tag}-{kind}.txt" if args.profile else None
+        profiler: subprocess.Popen[bytes] | None = None
+
+        def on_window() -> None:
+            nonlocal profiler
+            if profile_out is not None:
+                profiler = start_profiler(server.pid, args.duration, profile_out, args.profile_mode)
+                if profiler is not None:
+                    profilers.append(profiler)
+
+        got = run_async(
+            run_phase(
+                kind,
+                server.port,
+                clients,
+                args.warmup,
+                args.duration,
+                server.pid,
+                seed_,
+                args.client,
+                on_window,
+            )
+        )
+        log(
+            f"{tag}: {kind}: {got.rate('submit'):.0f} submits/s, "
+            f"p99 {got.pct('submit', 0.99):.1f} ms, errors {dict(got.errors)}"
+            + (f", {got.exhausted} clients ran dry" if got.exhausted else "")
+        )
+        if kind == "submit-only" and got.exhausted:
+            log(f"{tag}: submit-only ran out of pre-leased items: raise --items")
+        if profiler is not None:
+            profiled.add(kind)
+            try:
+                _, err = profiler.communicate(timeout=args.duration + 30)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                _, err = profiler.communicate()
+            if profile_out is not None and profile_out.exists():
+                print(summarise_profile(profile_out, args.profile_mode), flush=True)
+                print(flush=True)
+            else:
+                log(f"{tag}: py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
+        return got
+
     try:
         log(f"{tag}: starting server on port {server.port}")
         server.start()
@@ -825,59 +984,28 @@ def run_setting(
                     )
                 )
                 log(f"{tag}: ceiling GET {path} {got.rate(path):.0f} req/s")
-
-        def on_window() -> None:
-            nonlocal profiler
-            if profile_out is not None:
-                profiler = start_profiler(server.pid, args.duration, profile_out, args.profile_mode)
-
-        submit = run_async(
-            run_phase(
-                "submit",
-                server.port,
-                clients,
-                args.warmup,
-                args.duration,
-                server.pid,
-                seed_,
-                args.client,
-                on_window,
-            )
-        )
-        log(
-            f"{tag}: {submit.rate('submit'):.0f} submits/s, "
-            f"p99 {submit.pct('submit', 0.99):.1f} ms, errors {dict(submit.errors)}"
-        )
+        phases = {kind: measure(kind) for kind in PHASES}
         if server.proc is not None and server.proc.poll() is not None:
             log(f"{tag}: server died:\n{server.log_tail()}")
         exceptions = server.exceptions()
         if exceptions:
             log(f"{tag}: exceptions in the server log: {dict(exceptions.most_common(5))}")
-        if profiler is not None:
-            try:
-                _, err = profiler.communicate(timeout=args.duration + 30)
-            except subprocess.TimeoutExpired:
-                profiler.kill()
-                _, err = profiler.communicate()
-            if profile_out is not None and profile_out.exists():
-                print(summarise_profile(profile_out, args.profile_mode), flush=True)
-                print(flush=True)
-            else:
-                log(f"{tag}: py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
         return Row(
             backend.name,
             workers,
+            _threads_label(threads),
             clients,
-            submit,
+            phases,
             ceilings["/healthz"],
             ceilings["/docs"],
-            profiled=profiler is not None,
+            profiled=profiled,
             server_exceptions=exceptions,
         )
     finally:
-        if profiler is not None and profiler.poll() is None:
-            profiler.kill()
-            profiler.wait()
+        for profiler in profilers:
+            if profiler.poll() is None:
+                profiler.kill()
+                profiler.wait()
         server.stop()
         backend.drop(url)
 
@@ -887,11 +1015,13 @@ def _f(value: float, digits: int = 1) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    """The results table (markdown), with the machine's CPU split under load."""
+    """The results table (markdown), one line per setting and phase, with the CPU split."""
     head = [
         "backend",
         "workers",
+        "threads",
         "clients",
+        "phase",
         "submits/s",
         "submit p50 ms",
         "submit p99 ms",
@@ -905,47 +1035,61 @@ def print_table(rows: list[Row]) -> None:
     ]
     lines = []
     for r in rows:
-        s = r.submit
         ceiling = r.ceiling.rate("/healthz") if r.ceiling else math.nan
         async_ceiling = r.async_ceiling.rate("/docs") if r.async_ceiling else math.nan
-        requests = s.rate("submit") + s.rate("lease")
-        errors = sum(s.errors.values())
-        flags = (" (ran dry)" if s.exhausted else "") + (" (profiled)" if r.profiled else "")
-        cpu = s.cpu
-        lines.append(
-            [
-                r.backend + flags,
-                str(r.workers),
-                str(r.clients),
-                _f(s.rate("submit"), 0),
-                _f(s.pct("submit", 0.5)),
-                _f(s.pct("submit", 0.99)),
-                _f(s.pct("lease", 0.5)),
-                _f(s.pct("lease", 0.99)),
-                str(errors),
-                _f(ceiling, 0),
-                f"{100.0 * requests / ceiling:.0f}%" if ceiling and ceiling == ceiling else "-",
-                _f(async_ceiling, 0),
-                f"{cpu['server']:.2f}/{cpu['postgres']:.2f}/{cpu['client']:.2f}/{cpu['other']:.2f}",
-            ]
-        )
+        for kind in PHASES:
+            s = r.phases[kind]
+            requests = s.rate("submit") + s.rate("lease")
+            flags = (" (ran dry)" if s.exhausted else "") + (
+                " (profiled)" if kind in r.profiled else ""
+            )
+            cpu = s.cpu
+            lines.append(
+                [
+                    r.backend,
+                    str(r.workers),
+                    r.threads,
+                    str(r.clients),
+                    kind + flags,
+                    _f(s.rate("submit"), 0),
+                    _f(s.pct("submit", 0.5)),
+                    _f(s.pct("submit", 0.99)),
+                    _f(s.pct("lease", 0.5)),
+                    _f(s.pct("lease", 0.99)),
+                    str(sum(s.errors.values())),
+                    _f(ceiling, 0),
+                    f"{100.0 * requests / ceiling:.0f}%" if ceiling and ceiling == ceiling else "-",
+                    _f(async_ceiling, 0),
+                    f"{cpu['server']:.2f}/{cpu['postgres']:.2f}/{cpu['client']:.2f}/"
+                    f"{cpu['other']:.2f}",
+                ]
+            )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for line in lines:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
     for r in rows:
-        if r.submit.errors or r.server_exceptions:
+        errors = {k: dict(s.errors) for k, s in r.phases.items() if s.errors}
+        if errors or r.server_exceptions:
             print(
-                f"{r.backend} w{r.workers} c{r.clients}: client errors {dict(r.submit.errors)}; "
+                f"{r.backend} w{r.workers} t{r.threads} c{r.clients}: client errors {errors}; "
                 f"server log {dict(r.server_exceptions.most_common(3))}"
             )
     print(
-        "ceiling: GET /healthz req/s (sync route: 2 threadpool hops, no DB) with the same clients;"
-        " req/s vs ceiling: (leases + submits)/s against it; async ceiling: GET /docs req/s"
-        " (async route, no threadpool);"
-        " cpu: cores used in the window (2 cores total) by the server processes, PostgreSQL,"
-        " this load generator and everything else.",
+        "loop: each client leases (POST /v1/projects/{id}/assignments) then submits"
+        " (POST /v1/assignments/{id}/labels), two requests per label; submit-only: each client"
+        " only submits, to assignments leased in the seed (a second project), one request per"
+        " label - the service's submits/s figure. (ran dry): clients ran out of items before"
+        " the window ended (raise --items)."
+    )
+    print(
+        "threads: ARBITER_THREADS of the server (default: not set);"
+        " ceiling: GET /healthz req/s (sync route: 2 threadpool hops, no DB) with the same"
+        " clients; req/s vs ceiling: (leases + submits)/s of the phase against it;"
+        " async ceiling: GET /docs req/s (async route, no threadpool);"
+        f" cpu: cores used in the phase's window ({os.cpu_count()} cores total) by the server"
+        " processes, PostgreSQL, this load generator and everything else.",
         flush=True,
     )
 
@@ -958,6 +1102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--workers", type=_ints, default=[1], help="ARBITER_WORKERS list: 1,2")
+    parser.add_argument(
+        "--threads",
+        type=_ints,
+        default=[None],
+        help="ARBITER_THREADS list: 4,8 (default: not set, the server's default)",
+    )
     parser.add_argument("--clients", type=_ints, default=[32], help="client counts: 16,32,64")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds")
@@ -968,7 +1118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds of GET /healthz and of GET /docs (0: skip)",
     )
     parser.add_argument(
-        "--items", type=int, default=20_000, help="items in the project (each run starts full)"
+        "--items",
+        type=int,
+        default=20_000,
+        help="items in each of the two projects (each run starts full); the submit-only phase "
+        "needs at least its submits/s x (warm-up + duration)",
     )
     parser.add_argument("--pool-size", type=int, default=None, help="ARBITER_DB_POOL_SIZE")
     parser.add_argument("--max-overflow", type=int, default=None, help="ARBITER_DB_MAX_OVERFLOW")
@@ -993,6 +1147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--backends takes sqlite and/or postgres")
     if args.duration <= 0 or args.warmup < 0 or min(args.workers + args.clients) < 1:
         parser.error("duration > 0, warmup >= 0, workers and clients >= 1")
+    if any(t is not None and t < 1 for t in args.threads):
+        parser.error("threads >= 1")
+    if args.items < max(args.clients):
+        parser.error("--items must be at least the largest --clients")
     return args
 
 
@@ -1013,22 +1171,30 @@ def main(argv: list[str] | None = None) -> int:
                     backend.template_url(), args.items, max(args.clients), not args.no_analyze
                 )
                 log(
-                    f"{name}: seeded {args.items} items, {max(args.clients)} annotator keys "
+                    f"{name}: seeded 2 x {args.items} items, {max(args.clients)} annotator keys, "
+                    f"{args.items // max(args.clients)} pre-leased items per key "
                     f"in {time.monotonic() - started:.1f}s"
                 )
                 for workers in args.workers:
-                    for clients in args.clients:
-                        rows.append(run_setting(backend, seed_, workers, clients, args, tmp))
+                    for threads in args.threads:
+                        for clients in args.clients:
+                            rows.append(
+                                run_setting(backend, seed_, workers, threads, clients, args, tmp)
+                            )
             finally:
                 backend.cleanup()
     print_table(rows)
     summary: dict[str, float | None] = {}
-    for name in ("sqlite", "postgres"):
-        mine = [r for r in rows if r.backend == name]
-        best = max(mine, key=lambda r: r.submits_per_s) if mine else None
-        summary[f"{name}_submits_per_s"] = round(best.submits_per_s, 1) if best else None
-        p99 = best.submit.pct("submit", 0.99) if best else math.nan
-        summary[f"{name}_p99_ms"] = None if math.isnan(p99) else round(p99, 2)
+    for prefix, kind in (("", "submit-only"), ("loop_", "loop")):
+        for name in ("sqlite", "postgres"):
+            mine = [r for r in rows if r.backend == name]
+            # Both figures of a backend come from its setting with the most submit-only submits/s.
+            best = max(mine, key=lambda r: r.submits_per_s).phases[kind] if mine else None
+            summary[f"{name}_{prefix}submits_per_s"] = (
+                round(best.rate("submit"), 1) if best else None
+            )
+            p99 = best.pct("submit", 0.99) if best else math.nan
+            summary[f"{name}_{prefix}p99_ms"] = None if math.isnan(p99) else round(p99, 2)
     print(json.dumps(summary), flush=True)
     return 0
 
