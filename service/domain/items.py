@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from service.models import FeedbackKind, HumanLabel, Item, ItemResponse, Prompt, Response, User
@@ -84,16 +84,19 @@ _ITEM_COLUMNS = (
 )
 
 
+_ITEM_VIEW = (
+    select(*_ITEM_COLUMNS, Prompt.text, Response.id, Response.text, Response.source)
+    .join(Prompt, Prompt.id == Item.prompt_id)
+    .join(ItemResponse, ItemResponse.item_id == Item.id)
+    .join(Response, Response.id == ItemResponse.response_id)
+    .where(Item.id == bindparam("p_item_id"))
+    .order_by(ItemResponse.position)
+)
+
+
 def load_item_view(session: Session, item_id: int) -> ItemView:
     """One item's view in a single query (the annotator's hot path; no labels)."""
-    rows = session.connection().execute(
-        select(*_ITEM_COLUMNS, Prompt.text, Response.id, Response.text, Response.source)
-        .join(Prompt, Prompt.id == Item.prompt_id)
-        .join(ItemResponse, ItemResponse.item_id == Item.id)
-        .join(Response, Response.id == ItemResponse.response_id)
-        .where(Item.id == item_id)
-        .order_by(ItemResponse.position)
-    ).all()
+    rows = session.connection().execute(_ITEM_VIEW, {"p_item_id": item_id}).all()
     first = rows[0]
     return ItemView(
         id=first[0],
