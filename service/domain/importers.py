@@ -150,12 +150,20 @@ def parse_arbiter(line: dict[str, Any]) -> Record:
     responses: list[tuple[str, str]] = []
     for n, entry in enumerate(raw):
         if isinstance(entry, str):
+            if "\x00" in entry:
+                raise LineError(
+                    f"'responses[{n}]' must not contain NUL characters", f"responses[{n}]"
+                )
             responses.append((entry, "unknown"))
         elif isinstance(entry, dict) and isinstance(entry.get("text"), str):
             source = entry.get("source", "unknown")
-            if not isinstance(source, str) or "\x00" in source + entry["text"]:
+            if not isinstance(source, str):
                 raise LineError(
                     f"'responses[{n}].source' must be a string", f"responses[{n}].source"
+                )
+            if "\x00" in source + entry["text"]:
+                raise LineError(
+                    f"'responses[{n}]' must not contain NUL characters", f"responses[{n}]"
                 )
             responses.append((entry["text"], source[:200]))
         else:

@@ -140,13 +140,24 @@ def run_import(
     session.commit()
     stream.seek(0)
     writer = _BatchWriter(session, project, report, opts, user_id)
-    for lineno, record in _records(stream, opts.format, project.kind):
-        if lineno not in rejected and isinstance(record, Record):
-            writer.add(record)
-    writer.flush()
+    try:
+        for lineno, record in _records(stream, opts.format, project.kind):
+            if lineno not in rejected and isinstance(record, Record):
+                writer.add(record)
+        writer.flush()
+    except Exception:
+        # Committed batches stay; the report says how many valid lines went in, in file order.
+        session.rollback()
+        _finish(session, report.id, "interrupted")
+        raise
+    return _finish(session, report.id, "partial" if rejected else "completed")
+
+
+def _finish(session: Session, import_id: int, status: str) -> Import:
     begin_write(session)
-    report.status = "partial" if rejected else "completed"
-    report.finished_at = utcnow()
+    report = session.get(Import, import_id)
+    assert report is not None
+    report.status, report.finished_at = status, utcnow()
     session.commit()
     return report
 

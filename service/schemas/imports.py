@@ -30,7 +30,10 @@ class ImportReport(BaseModel):
     id: int
     project_id: int
     format: ImportFormat
-    status: str = Field(description="completed | failed (nothing written) | partial (see errors)")
+    status: str = Field(
+        description="completed | partial (bad lines skipped, see errors) | failed (nothing "
+        "written) | interrupted (a database error after lines_imported lines went in)"
+    )
     lines_total: int
     lines_imported: int
     items_created: int

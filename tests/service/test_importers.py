@@ -79,3 +79,17 @@ def test_a_missing_field_is_named() -> None:
     with pytest.raises(LineError) as err:
         parse_arbiter({"responses": ["x"]})
     assert err.value.field == "prompt"
+
+
+def test_nul_characters_are_rejected_in_every_text_field() -> None:
+    # PostgreSQL cannot store NUL in text: a line holding one must fail validation, not the insert.
+    for line, field in [
+        ({"prompt": "p\x00", "responses": ["x"]}, "prompt"),
+        ({"prompt": "p", "responses": ["x\x00"]}, "responses[0]"),
+        ({"prompt": "p", "responses": [{"text": "x", "source": "s\x00"}]}, "responses[0]"),
+        ({"prompt": "p", "responses": ["x"], "tags": ["t\x00"]}, "tags"),
+        ({"prompt": "p", "responses": ["x"], "metadata": {"k": "v\x00"}}, "metadata"),
+    ]:
+        with pytest.raises(LineError) as err:
+            parse_arbiter(line)
+        assert err.value.field == field, line
