@@ -143,6 +143,11 @@ def export(
     from service.domain.projects import get_project
     from service.errors import AppError
 
+    if format not in ("dpo", "kto", "sft"):
+        raise typer.BadParameter("dpo, kto or sft", param_hint="--format")
+    if file not in ("jsonl", "parquet"):
+        raise typer.BadParameter("jsonl or parquet", param_hint="--file")
+
     opts = ExportOptions(
         format=format,  # type: ignore[arg-type]
         min_agreement=min_agreement,

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@host/db.",
     )
     db_pool_size: int = Field(
-        default=10, ge=1, description="PostgreSQL connections kept open per process."
+        default=10, ge=1, description="Database connections kept open per process."
     )
     db_max_overflow: int = Field(
         default=10, ge=0, description="Extra PostgreSQL connections allowed under bursts."

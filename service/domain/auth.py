@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
@@ -106,7 +107,11 @@ def create_key(
     if user is None:
         user = User(name=user_name, role=role)
         session.add(user)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # created by a concurrent request a moment ago
+            session.rollback()
+            raise Conflict(f"user {user_name!r} was just created; retry", "user") from exc
     elif user.role != role:
         raise Conflict(f"user {user_name!r} already exists with role {user.role.value}", "role")
     key, secret = _new_key(session, user, description)

@@ -81,7 +81,7 @@ class ExportOptions:
     format: ExportFormat = "dpo"
     source: Source = "human"
     aggregate: Aggregate = "majority"
-    include_imported: bool = True
+    include_imported: bool = True  # for items that no annotator has labeled
     min_agreement: float | None = None
     min_votes: int = 1
     created_after: dt.datetime | None = None
@@ -174,14 +174,16 @@ def _unit_rows(
     if opts.min_agreement is not None and agreed.agreement < opts.min_agreement:
         summary.below_agreement_skipped += 1
         return
-    verdicts = (
-        [agreed]
-        if opts.aggregate == "majority"
-        else [Consensus(v.verdict, agreed.agreement, agreed.n_votes) for v in votes]
-    )
-    strengths = [v.strength for v in votes if v.strength is not None]
+    if opts.aggregate == "majority":
+        # The strength of a majority row: the mean strength of the votes that made it.
+        backing = [v.strength for v in votes if v.verdict == agreed.verdict and v.strength]
+        verdicts = [(agreed, sum(backing) / len(backing) if backing else None)]
+    else:
+        verdicts = [
+            (Consensus(v.verdict, agreed.agreement, agreed.n_votes), v.strength) for v in votes
+        ]
     prompt = texts.prompt[unit.item_id]
-    for verdict in verdicts:
+    for verdict, strength in verdicts:
         if verdict.verdict is None or verdict.verdict == TIE:
             summary.ties_skipped += 1
             continue
@@ -203,7 +205,7 @@ def _unit_rows(
             "rejected": texts.response[loser],
             **base,
             "agreement": verdict.agreement,
-            "strength": sum(strengths) / len(strengths) if strengths else None,
+            "strength": None if strength is None else float(strength),
         }
 
 
@@ -237,9 +239,13 @@ def export_rows(
     check_options(project, opts)
     for labels in _label_batches(session, project.id, opts):
         texts = _load_texts(session, {label.item_id for label in labels})
+        annotated = {lb.item_id for lb in labels if lb.origin == LabelOrigin.annotation}
         by_item: dict[int, dict[Unit, list[Vote]]] = defaultdict(lambda: defaultdict(list))
         for label in labels:
             if opts.tag is not None and opts.tag not in texts.tags[label.item_id]:
+                continue
+            # A dataset's own preference stands in only until annotators have labeled the item.
+            if label.origin == LabelOrigin.imported and label.item_id in annotated:
                 continue
             for vote in label_votes(
                 label.kind,

@@ -115,7 +115,9 @@ def split_hh_dialogue(chosen: str, rejected: str) -> tuple[str, str, str]:
             "'chosen' and 'rejected' do not share the dialogue before the final Assistant turn",
             "rejected",
         )
-    return chosen[:end_c], chosen[end_c:].strip(), rejected[end_r:].strip()
+    # Responses keep their leading space: prompt + response is the original dialogue, which
+    # TRL's reward trainer rebuilds by concatenation.
+    return chosen[:end_c], chosen[end_c:], rejected[end_r:]
 
 
 def parse_hh_rlhf(line: dict[str, Any]) -> Record:

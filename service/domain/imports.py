@@ -61,6 +61,8 @@ def _records(
 ) -> Iterator[tuple[int, Record | LineError]]:
     parser = PARSERS[fmt]
     for lineno, raw in enumerate(stream, start=1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte-order mark, as some editors write
         if not raw.strip():
             continue
         try:

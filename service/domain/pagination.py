@@ -20,7 +20,7 @@ def decode_cursor(cursor: str | None) -> int:
         last_id = int(value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("malformed cursor", "cursor") from exc
-    if prefix != "id" or last_id < 0:
+    if prefix != "id" or not 0 <= last_id < 2**31:
         raise Invalid("malformed cursor", "cursor")
     return last_id
 

@@ -251,3 +251,53 @@ def test_kto_export_goes_through_trl_dataset_preparation(
     prepared = prepare_with_trl("kto", dataset, tiny_models.causal_lm, tmp_path / "trl")
     assert len(prepared) == 12
     assert {"prompt_ids", "completion_ids", "label"} <= set(prepared.column_names)
+
+
+def test_annotator_labels_replace_an_imported_preference(client: TestClient, keys: Keys) -> None:
+    project_id = make_project(client, keys)
+    import_rows(
+        client,
+        keys,
+        project_id,
+        [{"prompt": "q", "chosen": "good", "rejected": "bad"}],
+        fmt="trl-preference",
+    )
+    assert [r["chosen"] for r in _export(client, keys, project_id)[0]] == ["good"]
+    label_all(client, keys.annotator, project_id, by_prompt({"q": "bad"}))
+    rows, headers = _export(client, keys, project_id)
+    assert [(r["chosen"], r["n_votes"]) for r in rows] == [("bad", 1)]
+    assert headers["x-arbiter-ties-skipped"] == "0"
+
+
+def test_a_majority_row_carries_the_strength_of_the_votes_behind_it(
+    client: TestClient, keys: Keys
+) -> None:
+    project_id = _pairs_project(client, keys, ["q"], overlap=3)
+    for key, pick, strength in [
+        (keys.annotator, "good", 3),
+        (keys.annotator2, "good", 1),
+        (keys.annotator3, "bad", 3),
+    ]:
+
+        def choose(assignment: dict, pick: str = pick, strength: int = strength) -> dict:
+            body = by_prompt({"q": f"q-{pick}"})(assignment)
+            return {**body, "strength": strength}
+
+        label_all(client, key, project_id, choose)
+    assert _export(client, keys, project_id)[0][0]["strength"] == 2.0
+    per_vote = _export(client, keys, project_id, aggregate="none")[0]
+    assert sorted((r["chosen"], r["strength"]) for r in per_vote) == [
+        ("q-bad", 3.0),
+        ("q-good", 1.0),
+        ("q-good", 3.0),
+    ]
+
+
+def test_out_of_range_dates_are_422(client: TestClient, keys: Keys) -> None:
+    project_id = _pairs_project(client, keys, ["q"])
+    response = client.get(
+        f"/v1/projects/{project_id}/export",
+        params={"created_after": "9999-12-31T23:00:00-02:00"},
+        headers=Keys.auth(keys.operator),
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "created_after")

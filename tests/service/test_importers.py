@@ -12,14 +12,14 @@ from service.domain.importers import (
 )
 
 
-def test_hh_dialogue_splits_into_shared_prompt_and_final_assistant_turns() -> None:
+def test_hh_dialogue_splits_into_shared_prompt_and_final_assistant_turns_that_rejoin() -> None:
     chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: Sure, here is one."
     rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: No."
     prompt, good, bad = split_hh_dialogue(chosen, rejected)
     assert (prompt, good, bad) == (
         "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant:",
-        "Sure, here is one.",
-        "No.",
+        " Sure, here is one.",
+        " No.",
     )
 
 

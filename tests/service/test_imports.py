@@ -208,4 +208,4 @@ def test_the_hh_rlhf_sample_imports_every_line_as_a_pair_with_its_label(
     assert item["prompt"].endswith("\n\nAssistant:")
     choice = item["labels"][0]["value"]["choice"]
     chosen_text = item["responses"][0 if choice == "a" else 1]["text"]
-    assert first["chosen"] == item["prompt"] + " " + chosen_text
+    assert first["chosen"] == item["prompt"] + chosen_text

@@ -104,3 +104,12 @@ def test_the_feedback_kind_cannot_be_changed(client: TestClient, keys: Keys) -> 
         f"/v1/projects/{project_id}", json={"kind": "binary"}, headers=Keys.auth(keys.operator)
     )
     assert (response.status_code, response.json()["field"]) == (422, "kind")
+
+
+def test_a_cursor_beyond_any_id_is_422(client: TestClient, keys: Keys) -> None:
+    from service.domain.pagination import encode_cursor
+
+    response = client.get(
+        "/v1/projects", params={"cursor": encode_cursor(10**20)}, headers=Keys.auth(keys.operator)
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "cursor")

@@ -22,6 +22,7 @@ from service.domain.exports import (
     write_export,
 )
 from service.domain.projects import get_project
+from service.errors import Invalid
 from service.schemas.common import NoNulStr
 
 router = APIRouter(prefix="/v1/projects", tags=["exports"], responses=ERROR_RESPONSES)
@@ -70,7 +71,11 @@ async def export(
         Aggregate, Query(description="majority: one row per pair; none: one row per vote")
     ] = "majority",
     include_imported: Annotated[
-        bool, Query(description="Count labels that came in with imported datasets.")
+        bool,
+        Query(
+            description="Use the preferences that came with imported datasets, for items no "
+            "annotator has labeled yet (annotators' labels replace them)."
+        ),
     ] = True,
     min_agreement: Annotated[float | None, Query(ge=0, le=1)] = None,
     min_votes: Annotated[int, Query(ge=1, le=1000)] = 1,
@@ -86,15 +91,20 @@ async def export(
         include_imported=include_imported,
         min_agreement=min_agreement,
         min_votes=min_votes,
-        created_after=_aware(created_after),
-        created_before=_aware(created_before),
+        created_after=_aware(created_after, "created_after"),
+        created_before=_aware(created_before, "created_before"),
         tag=tag,
     )
     return await db.run(_write, project_id, opts, file)
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """Timestamps without a zone are taken as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
+def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    """Timestamps without a zone are taken as UTC; they must exist in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise Invalid(f"{field} is out of range", field) from exc
