@@ -152,7 +152,12 @@ def _statements() -> tuple[Select[Any, Any, Any, Any, Any, Any, Any], Select[int
         bindparam("p_status", type_=columns.status.type),
         bindparam("p_now", type_=columns.leased_at.type),
         bindparam("p_expires", type_=columns.lease_expires_at.type),
-    ).where(free)
+    ).where(
+        free,
+        # ...and the same stale snapshot may have missed this annotator's own lease of the
+        # item from a concurrent request (two browser tabs).
+        ~exists().where(Assignment.item_id == item_id, Assignment.annotator_id == annotator),
+    )
     insert_if_free = (
         insert(Assignment)
         .from_select(
@@ -165,6 +170,10 @@ def _statements() -> tuple[Select[Any, Any, Any, Any, Any, Any, Any], Select[int
 
 
 _CURRENT, _CLAIM, _INSERT_IF_FREE = _statements()
+# The claim that waits for locked rows instead of skipping them: asked once before answering
+# "nothing left", since a row locked for a few milliseconds by another lessor or a submit may
+# still have a slot for this annotator.
+_CLAIM_WAITING = _CLAIM.with_for_update(of=Item)
 
 
 def lease_next(session: Session, project_id: int, annotator_id: int) -> Lease | None:
@@ -198,11 +207,17 @@ def lease_next(session: Session, project_id: int, annotator_id: int) -> Lease | 
 def _claim(conn: Connection, params: dict[str, Any], expires: dt.datetime) -> tuple[Any, Any]:
     """Lease the next free item: (assignment id, item id), or (None, None) when none is left."""
     rejected: list[int] = []
+    waited = False
     for _ in range(_CLAIM_ATTEMPTS):
-        claim = _CLAIM.where(Item.id.not_in(rejected)) if rejected else _CLAIM
+        claim = _CLAIM_WAITING if waited else _CLAIM
+        if rejected:
+            claim = claim.where(Item.id.not_in(rejected))
         item_id = conn.execute(claim, params).scalar()
         if item_id is None:
-            return None, None
+            if waited or conn.dialect.name == "sqlite":
+                return None, None
+            waited = True
+            continue
         assignment_id = conn.execute(
             _INSERT_IF_FREE,
             {

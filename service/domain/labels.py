@@ -185,7 +185,10 @@ _LABELS, _ASSIGNMENTS, _ITEMS = (
 _INSERT_LABEL = insert(_LABELS).returning(_LABELS.c.id)
 _MARK_SUBMITTED = (
     update(_ASSIGNMENTS)
-    .where(_ASSIGNMENTS.c.id == bindparam("p_assignment_id"))
+    .where(
+        _ASSIGNMENTS.c.id == bindparam("p_assignment_id"),
+        _ASSIGNMENTS.c.status == AssignmentStatus.leased,
+    )
     .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
 )
 _COUNT_LABEL = (
@@ -313,7 +316,12 @@ def submit_label(
         return _replay_after_race(
             session, assignment_id, annotator_id, value, label, idempotency_key
         )
-    conn.execute(_MARK_SUBMITTED, {"p_assignment_id": target.assignment_id, "p_now": now})
+    marked = conn.execute(
+        _MARK_SUBMITTED, {"p_assignment_id": target.assignment_id, "p_now": now}
+    ).rowcount
+    if marked != 1:  # skipped by a concurrent request since we read it
+        session.rollback()
+        raise Conflict("this assignment was skipped; it takes no label", "assignment_id")
     conn.execute(_COUNT_LABEL, {"p_item_id": target.item_id, "p_overlap": target.overlap})
     session.commit()
     view = LabelView(

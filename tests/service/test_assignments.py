@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -9,6 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.models import Assignment, HumanLabel, Item
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, lease, make_project, submit
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Leases and submits run on SQLite and on PostgreSQL (different code paths)."""
+    return any_db_url
+
 
 PAIRS = [{"prompt": f"q{n}", "responses": [f"a{n}", f"b{n}"]} for n in range(3)]
 
