@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('lines_total', sa.Integer(), nullable=False),
     sa.Column('lines_imported', sa.Integer(), nullable=False),
+    sa.Column('duplicates_skipped', sa.Integer(), nullable=False),
     sa.Column('items_created', sa.Integer(), nullable=False),
     sa.Column('labels_created', sa.Integer(), nullable=False),
     sa.Column('errors', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),

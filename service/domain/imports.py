@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
@@ -51,8 +53,8 @@ class InvalidImport(Invalid):
 
     code = "invalid_import"
 
-    def __init__(self, report: Import) -> None:
-        super().__init__(f"{len(report.errors)} line(s) rejected; nothing was imported", "body")
+    def __init__(self, report: Import, n_rejected: int) -> None:
+        super().__init__(f"{n_rejected} line(s) rejected; nothing was imported", "body")
         self.report = report
 
 
@@ -121,6 +123,7 @@ def run_import(
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"project {project_id} not found", "project_id")
+    session.commit()  # no transaction stays open through the validation pass
     _check_format(project, opts.format)
     total, errors, rejected = _validate(stream, project, opts)
     if total == 0:
@@ -138,7 +141,7 @@ def run_import(
     if rejected and opts.on_error == "abort":
         report.status, report.finished_at = "failed", utcnow()
         session.commit()
-        raise InvalidImport(report)
+        raise InvalidImport(report, len(rejected))
     session.commit()
     stream.seek(0)
     writer = _BatchWriter(session, project, report, opts, user_id)
@@ -148,20 +151,33 @@ def run_import(
                 writer.add(record)
         writer.flush()
     except Exception:
-        # Committed batches stay; the report says how many valid lines went in, in file order.
         session.rollback()
-        _finish(session, report.id, "interrupted")
+        _finish(session, report.id, "failed")
         raise
     return _finish(session, report.id, "partial" if rejected else "completed")
 
 
 def _finish(session: Session, import_id: int, status: str) -> Import:
+    """Publish the import's items to annotators, or, if it failed, remove what it wrote."""
     begin_write(session)
+    if status == "failed":
+        # Its items were never visible (see _BatchWriter.flush): removing them (and with them
+        # their responses' slots and labels) leaves nothing half-written.
+        session.execute(delete(Item).where(Item.import_id == import_id))
+    else:
+        session.execute(update(Item).where(Item.import_id == import_id).values(is_complete=False))
     report = session.get(Import, import_id)
     assert report is not None
     report.status, report.finished_at = status, utcnow()
+    if status == "failed":
+        report.lines_imported = report.items_created = report.labels_created = 0
     session.commit()
     return report
+
+
+def _dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT construct (both SQLite's and PostgreSQL's know ON CONFLICT)."""
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 def _sha(text: str) -> str:
@@ -198,10 +214,19 @@ class _BatchWriter:
             if h not in known
         ]
         if missing:
-            rows = self.session.execute(
-                insert(Prompt).returning(Prompt.text_sha256, Prompt.id), missing
-            ).all()
-            known.update(rows)
+            # A concurrent import may add the same prompts: keep theirs, then read them back.
+            upsert = _dialect_insert(self.session)(Prompt).on_conflict_do_nothing(
+                index_elements=["project_id", "text_sha256"]
+            )
+            self.session.execute(upsert, missing)
+            known.update(
+                self.session.execute(
+                    select(Prompt.text_sha256, Prompt.id).where(
+                        Prompt.project_id == self.project.id,
+                        Prompt.text_sha256.in_([m["text_sha256"] for m in missing]),
+                    )
+                ).all()
+            )
         return known
 
     def _drop_known_external_ids(self, records: list[Record]) -> list[Record]:
@@ -238,7 +263,8 @@ class _BatchWriter:
                         "metadata_": r.metadata,
                         "import_id": self.report.id,
                         "label_count": 0,
-                        "is_complete": False,
+                        # Hidden from leasing until the whole import is in (_finish).
+                        "is_complete": True,
                         "created_at": now,
                     }
                     for r in fresh
@@ -290,7 +316,8 @@ class _BatchWriter:
         ]
         if labels:
             self.session.execute(insert(HumanLabel), labels)
-        self.report.lines_imported += len(batch)
+        self.report.lines_imported += len(fresh)
+        self.report.duplicates_skipped += len(batch) - len(fresh)
         self.report.items_created += len(items)
         self.report.labels_created += len(labels)
         self.session.commit()

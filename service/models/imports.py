@@ -24,6 +24,7 @@ class Import(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     lines_total: Mapped[int] = mapped_column(Integer, default=0)
     lines_imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates_skipped: Mapped[int] = mapped_column(Integer, default=0)
     items_created: Mapped[int] = mapped_column(Integer, default=0)
     labels_created: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)

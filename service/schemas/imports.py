@@ -32,10 +32,13 @@ class ImportReport(BaseModel):
     format: ImportFormat
     status: str = Field(
         description="completed | partial (bad lines skipped, see errors) | failed (nothing "
-        "written) | interrupted (a database error after lines_imported lines went in)"
+        "written: a rejected line under on_error=abort, or a database error)"
     )
     lines_total: int
-    lines_imported: int
+    lines_imported: int = Field(description="Lines that became new items.")
+    duplicates_skipped: int = Field(
+        description="Valid lines skipped because their external_id is already in the project."
+    )
     items_created: int
     labels_created: int
     errors: list[dict[str, Any]]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.models import HumanLabel, Item, LabelOrigin, Prompt, Response
 from tests.conftest import HH_SAMPLE, Keys
-from tests.service.helpers import import_rows, jsonl, make_project
+from tests.service.helpers import import_rows, jsonl, lease, make_project
 
 
 def _count(factory: sessionmaker[Session], model: type) -> int:
@@ -137,7 +137,11 @@ def test_reimporting_rows_with_external_ids_creates_no_duplicates(
     ]
     import_rows(client, keys, project_id, rows)
     again = import_rows(client, keys, project_id, rows).json()
-    assert again["items_created"] == 0
+    assert (again["items_created"], again["lines_imported"], again["duplicates_skipped"]) == (
+        0,
+        0,
+        15,
+    )
     assert _count(session_factory, Item) == 15
 
 
@@ -209,3 +213,64 @@ def test_the_hh_rlhf_sample_imports_every_line_as_a_pair_with_its_label(
     choice = item["labels"][0]["value"]["choice"]
     chosen_text = item["responses"][0 if choice == "a" else 1]["text"]
     assert first["chosen"] == item["prompt"] + chosen_text
+
+
+def test_a_database_failure_mid_import_removes_the_batches_already_written(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.db import make_engine, make_session_factory
+    from service.domain import imports
+    from service.domain.auth import create_key
+    from service.domain.projects import create_project
+    from service.models import FeedbackKind, Import, Role
+
+    factory = make_session_factory(make_engine(sqlite_url))
+    with factory() as s:
+        _, user, _ = create_key(s, "op", Role.operator)
+        project = create_project(
+            s,
+            name="p",
+            kind=FeedbackKind.pairwise,
+            overlap=1,
+            lease_seconds=60,
+            instructions="",
+            created_by_id=user.id,
+        )
+    calls = []
+    real = imports._BatchWriter._drop_known_external_ids
+
+    def fail_on_third_batch(self: imports._BatchWriter, records: list) -> list:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return real(self, records)
+
+    monkeypatch.setattr(imports._BatchWriter, "_drop_known_external_ids", fail_on_third_batch)
+    rows = jsonl([{"prompt": f"p{n}", "responses": ["a", "b"]} for n in range(25)])
+    with factory() as s, pytest.raises(RuntimeError):
+        imports.run_import(
+            s, project.id, io.BytesIO(rows), imports.ImportOptions(batch_size=10), user.id
+        )
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Item)) == 0
+        report = s.scalar(select(Import))
+        assert report is not None and (report.status, report.lines_imported) == ("failed", 0)
+
+
+def test_items_of_an_import_are_offered_only_once_it_has_finished(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.domain import imports
+
+    project_id = make_project(client, keys)
+    seen: list[int] = []
+    real_finish = imports._finish
+
+    def lease_before_finishing(session, import_id, status):  # type: ignore[no-untyped-def]
+        seen.append(lease(client, keys.annotator, project_id).status_code)
+        return real_finish(session, import_id, status)
+
+    monkeypatch.setattr(imports, "_finish", lease_before_finishing)
+    import_rows(client, keys, project_id, [{"prompt": "p", "responses": ["a", "b"]}])
+    assert seen == [204]
+    assert lease(client, keys.annotator, project_id).status_code == 200
