@@ -29,7 +29,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 PG_ADMIN_DSN = os.environ.get("ARBITER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_TEMPLATE = "arbiter_test_template"
+# One template per test run, so two runs on one machine (a developer's and CI's) never share it.
+PG_TEMPLATE = f"arbiter_test_template_{uuid.uuid4().hex[:8]}"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HH_SAMPLE = SHARED_DATA / "hh-rlhf-harmless-sample.jsonl"
 
@@ -53,12 +54,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session, used as a template."""
-    _pg_admin(f"DROP DATABASE IF EXISTS {PG_TEMPLATE}")
     _pg_admin(f"CREATE DATABASE {PG_TEMPLATE}")
     upgrade(_pg_url(PG_TEMPLATE))
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    _pg_admin(f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)")
 
 
 def fresh_sqlite(template: Path, directory: Path) -> str:
