@@ -10,7 +10,7 @@ when `--threads` is given), and drives it from this process with N concurrent cl
 asyncio loop, uvloop when installed, a minimal HTTP/1.1 keep-alive client; `--client httpx`
 switches to httpx.AsyncClient). On that one server it runs, in turn:
 
-  1. ceilings: GET /healthz in a loop (no key, no database; a sync route, so two threadpool
+  1. ceilings: GET /healthz in a loop (no key, no database, no threadpool
      hops) and GET /docs (FastAPI's own async route: no threadpool) -> requests/s;
   2. loop: POST /v1/projects/{id}/assignments (lease), then
      POST /v1/assignments/{id}/labels {"kind": "pairwise", "choice": "a"}, on the first
@@ -1085,7 +1085,7 @@ def print_table(rows: list[Row]) -> None:
     )
     print(
         "threads: ARBITER_THREADS of the server (default: not set);"
-        " ceiling: GET /healthz req/s (sync route: 2 threadpool hops, no DB) with the same"
+        " ceiling: GET /healthz req/s (async route, no key, no DB) with the same"
         " clients; req/s vs ceiling: (leases + submits)/s of the phase against it;"
         " async ceiling: GET /docs req/s (async route, no threadpool);"
         f" cpu: cores used in the phase's window ({os.cpu_count()} cores total) by the server"
