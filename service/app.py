@@ -19,7 +19,7 @@ from service.api.routes import (
     projects,
 )
 from service.config import Settings, get_settings
-from service.db import make_engine, make_session_factory
+from service.db import is_sqlite, make_engine, make_session_factory
 from service.domain.auth import KeyCache
 
 ROUTERS = (health, keys, projects, imports, items, assignments, agreement, exports)
@@ -39,7 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_overflow=settings.db_max_overflow,
                 busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             )
-            app.state.db = Db(make_session_factory(engine))
+            app.state.db = Db(
+                make_session_factory(engine),
+                quick_inline=settings.sqlite_quick_inline and is_sqlite(settings.database_url),
+            )
             app.state.engine = engine
         yield
         if hasattr(app.state, "engine"):

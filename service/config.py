@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `arbiter serve` binds.")
     port: int = Field(default=8000, description="Port `arbiter serve` listens on.")
     workers: int = Field(default=1, ge=1, description="Server processes `arbiter serve` runs.")
+    sqlite_quick_inline: bool = Field(
+        default=True,
+        description="On SQLite, run leases and submits (about a millisecond each) on the event "
+        "loop instead of the threadpool: faster, but a writer of another process holding the "
+        "lock (e.g. `arbiter import`) stalls the server meanwhile.",
+    )
     threads: int = Field(
         default=4,
         ge=1,

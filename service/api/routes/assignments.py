@@ -35,7 +35,7 @@ async def lease_next(
     project_id: ProjectId, user: CurrentUser, db: DbDep, response: Response
 ) -> AssignmentOut | None:
     """Lease your next item (or get back your current lease); 204 when none is left."""
-    lease = await db.run(domain.lease_next, project_id, user.user_id)
+    lease = await db.quick(domain.lease_next, project_id, user.user_id)
     if lease is None:
         response.status_code = 204
         return None
@@ -54,7 +54,7 @@ async def get_assignment(
     assignment_id: AssignmentId, user: CurrentUser, db: DbDep
 ) -> AssignmentOut:
     """One of your assignments."""
-    return assignment_out(await db.run(domain.get_lease, assignment_id, user.user_id))
+    return assignment_out(await db.quick(domain.get_lease, assignment_id, user.user_id))
 
 
 @router.post(
@@ -76,7 +76,7 @@ async def submit(
         value=body.model_dump(exclude={"kind", "rationale"}),
         rationale=body.rationale,
     )
-    stored, created = await db.run(
+    stored, created = await db.quick(
         submit_label, assignment_id, (user.user_id, user.name), label, idempotency_key
     )
     if not created:
@@ -87,4 +87,4 @@ async def submit(
 @router.post("/v1/assignments/{assignment_id}/skip")
 async def skip(assignment_id: AssignmentId, user: CurrentUser, db: DbDep) -> AssignmentOut:
     """Give an item back; you will not be offered it again."""
-    return assignment_out(await db.run(domain.skip_assignment, assignment_id, user.user_id))
+    return assignment_out(await db.quick(domain.skip_assignment, assignment_id, user.user_id))
