@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import get_settings
+from service.db import make_engine, make_session_factory
+from service.domain.projects import create_project
+from service.models import FeedbackKind
 from tests.service.helpers import jsonl
 from tests.service.live_server import free_port
 
@@ -30,20 +33,9 @@ def cli_env(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_settings.cache_clear()
 
 
-def _run(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def test_keys_import_and_export_from_the_shell(cli_env: str, tmp_path: Path) -> None:
-    key = _run("keys", "create", "--user", "olivia", "--role", "operator").strip()
-    assert key.startswith("arb_")
-    from service.db import make_engine, make_session_factory
-    from service.domain.projects import create_project
-    from service.models import FeedbackKind
-
-    engine = make_engine(cli_env)
+def _pairwise_project(url: str) -> None:
+    """Project 1, pairwise, created by user 1."""
+    engine = make_engine(url)
     with make_session_factory(engine)() as session:
         create_project(
             session,
@@ -55,6 +47,18 @@ def test_keys_import_and_export_from_the_shell(cli_env: str, tmp_path: Path) -> 
             created_by_id=1,
         )
     engine.dispose()
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_keys_import_and_export_from_the_shell(cli_env: str, tmp_path: Path) -> None:
+    key = _run("keys", "create", "--user", "olivia", "--role", "operator").strip()
+    assert key.startswith("arb_")
+    _pairwise_project(cli_env)
     data = tmp_path / "pairs.jsonl"
     data.write_bytes(jsonl([{"prompt": "q", "chosen": "good", "rejected": "bad"}]))
     assert "1 items, 1 labels" in _run(
@@ -68,22 +72,7 @@ def test_keys_import_and_export_from_the_shell(cli_env: str, tmp_path: Path) -> 
 
 def test_a_bad_import_exits_non_zero_with_line_numbers(cli_env: str, tmp_path: Path) -> None:
     _run("keys", "create", "--user", "admin", "--role", "admin")
-    from service.db import make_engine, make_session_factory
-    from service.domain.projects import create_project
-    from service.models import FeedbackKind
-
-    engine = make_engine(cli_env)
-    with make_session_factory(engine)() as session:
-        create_project(
-            session,
-            name="p",
-            kind=FeedbackKind.pairwise,
-            overlap=1,
-            lease_seconds=60,
-            instructions="",
-            created_by_id=1,
-        )
-    engine.dispose()
+    _pairwise_project(cli_env)
     data = tmp_path / "bad.jsonl"
     data.write_bytes(b'{"prompt": "q"}\n')
     result = CliRunner().invoke(app, ["import", "1", str(data)])
