@@ -15,14 +15,27 @@ from service.api.routes import (
     health,
     imports,
     items,
+    jobs,
     keys,
     projects,
+    reports,
 )
 from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_session_factory
 from service.domain.auth import KeyCache
 
-ROUTERS = (health, keys, projects, imports, items, assignments, agreement, exports)
+ROUTERS = (
+    health,
+    keys,
+    projects,
+    imports,
+    items,
+    assignments,
+    agreement,
+    exports,
+    jobs,
+    reports,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

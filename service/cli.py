@@ -1,9 +1,15 @@
-"""The `arbiter` command: serve, db, keys, import, export."""
+"""The `arbiter` command: serve, db, keys, import, export, and the commands plugins add.
+
+The service knows nothing of workers or the trainer; they add their commands through entry
+points: group `arbiter.workers` (each a `arbiter worker NAME` command) and `arbiter.commands`
+(each a top-level command), both declared in pyproject.toml.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +28,17 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+worker_app = typer.Typer(
+    help="Workers that claim jobs' work from the database.", no_args_is_help=True
+)
+app.add_typer(worker_app, name="worker")
+
+
+def _add_plugin_commands() -> None:
+    for entry in entry_points(group="arbiter.workers"):
+        worker_app.command(entry.name)(entry.load())
+    for entry in entry_points(group="arbiter.commands"):
+        app.command(entry.name)(entry.load())
 
 
 def _factory() -> sessionmaker[Session]:
@@ -169,4 +186,5 @@ def main() -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    _add_plugin_commands()
     app()

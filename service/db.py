@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -82,6 +84,11 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
         conn.info["sqlite_writer"] = mode == "IMMEDIATE"
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT construct (both SQLite's and PostgreSQL's know ON CONFLICT)."""
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
 
 def make_engine(

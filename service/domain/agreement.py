@@ -104,7 +104,8 @@ def category(vote: Vote) -> str:
     return str(vote.verdict)
 
 
-def _kappa(a: list[str], b: list[str]) -> float | None:
+def cohen_kappa(a: list[str], b: list[str]) -> float | None:
+    """Cohen's kappa of two raters' categories (None where undefined)."""
     if len(a) < 2 or len(set(a) | set(b)) < 2:
         return None
     with warnings.catch_warnings():
@@ -150,7 +151,7 @@ def agreement_report(session: Session, project_id: int) -> AgreementReport:
     pair_kappas = []
     for a, b in combinations(annotators, 2):
         shared = [u for u, v in by_unit.items() if a in v and b in v]
-        kappa = _kappa([by_unit[u][a] for u in shared], [by_unit[u][b] for u in shared])
+        kappa = cohen_kappa([by_unit[u][a] for u in shared], [by_unit[u][b] for u in shared])
         pair_kappas.append(PairKappa(names[a], names[b], len(shared), kappa))
     per_annotator = []
     for a in annotators:

@@ -3,14 +3,19 @@
 Labels are read in item order, a batch of items at a time, turned into votes and, by default,
 into one majority row per unit; ties are left out and counted. Rows go to a file on disk so
 exports of any size use bounded memory.
+
+Sources: human labels, AI labels (each judge job votes once per unit), or both, where an
+item's human labels, when it has any, stand and AI labels fill in the items humans have not
+labeled. AI labels can be filtered by confidence and by position consistency.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, Literal
 
 import orjson
@@ -22,6 +27,7 @@ from sqlalchemy.orm import Session
 from service.domain.votes import TIE, Consensus, Unit, Vote, consensus, label_votes
 from service.errors import Invalid
 from service.models import (
+    AILabel,
     FeedbackKind,
     HumanLabel,
     Item,
@@ -50,6 +56,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_votes", pa.int64()),
             ("agreement", pa.float64()),
             ("strength", pa.float64()),
+            ("confidence", pa.float64()),
         ]
     ),
     "kto": pa.schema(
@@ -61,6 +68,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("source", pa.string()),
             ("n_votes", pa.int64()),
             ("agreement", pa.float64()),
+            ("confidence", pa.float64()),
         ]
     ),
     "sft": pa.schema(
@@ -87,6 +95,21 @@ class ExportOptions:
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
     tag: str | None = None
+    min_confidence: float | None = None  # AI labels below it are left out
+    position_consistent_only: bool = False  # AI labels whose two orders disagree are left out
+    judge_job_id: int | None = None  # only this judge job's AI labels
+
+
+@dataclass(frozen=True)
+class _Label:
+    """A human or AI label, as the export reads it."""
+
+    item_id: int
+    kind: FeedbackKind
+    value: dict[str, Any]
+    voter_id: int  # annotator id; minus the job id for an AI label
+    origin: str  # "annotation", "import" or "ai"
+    confidence: float | None = None
 
 
 @dataclass
@@ -102,8 +125,14 @@ class ExportSummary:
 
 def check_options(project: Project, opts: ExportOptions) -> None:
     """Reject combinations that cannot produce rows, naming the parameter."""
-    if opts.source != "human":
-        raise Invalid("only source=human exists until AI judgments are stored", "source")
+    if opts.source == "human" and (
+        opts.min_confidence is not None or opts.position_consistent_only or opts.judge_job_id
+    ):
+        raise Invalid(
+            "min_confidence, position_consistent_only and judge_job_id filter AI labels; "
+            "use source=ai or source=both",
+            "source",
+        )
     if opts.format == "kto" and project.kind != FeedbackKind.binary:
         raise Invalid(
             "format=kto exports binary projects; use dpo for pairs and rankings", "format"
@@ -114,9 +143,7 @@ def check_options(project: Project, opts: ExportOptions) -> None:
         raise Invalid("min_agreement must be between 0 and 1", "min_agreement")
 
 
-def _label_batches(
-    session: Session, project_id: int, opts: ExportOptions
-) -> Iterator[list[HumanLabel]]:
+def _human_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterator[_Label]:
     query = select(HumanLabel).where(HumanLabel.project_id == project_id)
     if not opts.include_imported:
         query = query.where(HumanLabel.origin == LabelOrigin.annotation)
@@ -124,11 +151,42 @@ def _label_batches(
         query = query.where(HumanLabel.created_at >= opts.created_after)
     if opts.created_before is not None:
         query = query.where(HumanLabel.created_at < opts.created_before)
-    batch: list[HumanLabel] = []
-    items_in_batch: set[int] = set()
     for label in session.scalars(
         query.order_by(HumanLabel.item_id, HumanLabel.id).execution_options(yield_per=2000)
     ):
+        origin = "import" if label.origin == LabelOrigin.imported else "annotation"
+        yield _Label(label.item_id, label.kind, label.value, label.annotator_id, origin)
+
+
+def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterator[_Label]:
+    query = select(AILabel).where(AILabel.project_id == project_id)
+    if opts.judge_job_id is not None:
+        query = query.where(AILabel.job_id == opts.judge_job_id)
+    if opts.min_confidence is not None:
+        query = query.where(AILabel.confidence >= opts.min_confidence)
+    if opts.position_consistent_only:
+        query = query.where(AILabel.position_consistent.is_not(False))
+    if opts.created_after is not None:
+        query = query.where(AILabel.created_at >= opts.created_after)
+    if opts.created_before is not None:
+        query = query.where(AILabel.created_at < opts.created_before)
+    for label in session.scalars(
+        query.order_by(AILabel.item_id, AILabel.id).execution_options(yield_per=2000)
+    ):
+        yield _Label(label.item_id, label.kind, label.value, -label.job_id, "ai", label.confidence)
+
+
+def _label_batches(
+    session: Session, project_id: int, opts: ExportOptions
+) -> Iterator[list[_Label]]:
+    streams = []
+    if opts.source in ("human", "both"):
+        streams.append(_human_labels(session, project_id, opts))
+    if opts.source in ("ai", "both"):
+        streams.append(_ai_labels(session, project_id, opts))
+    batch: list[_Label] = []
+    items_in_batch: set[int] = set()
+    for label in heapq.merge(*streams, key=lambda lb: lb.item_id):
         if label.item_id not in items_in_batch and len(items_in_batch) >= _ITEMS_PER_BATCH:
             yield batch
             batch, items_in_batch = [], set()
@@ -187,7 +245,9 @@ def _unit_rows(
         if verdict.verdict is None or verdict.verdict == TIE:
             summary.ties_skipped += 1
             continue
-        base = {"item_id": unit.item_id, "source": "human", "n_votes": verdict.n_votes}
+        confident = [v.confidence for v in votes if v.verdict == verdict.verdict and v.confidence]
+        base = {"item_id": unit.item_id, "source": votes[0].source, "n_votes": verdict.n_votes}
+        confidence = sum(confident) / len(confident) if confident else None
         if unit.lo == unit.hi:
             yield {
                 "prompt": prompt,
@@ -195,6 +255,7 @@ def _unit_rows(
                 "label": verdict.verdict == "up",
                 **base,
                 "agreement": verdict.agreement,
+                "confidence": confidence,
             }
             continue
         winner = int(verdict.verdict)
@@ -206,6 +267,7 @@ def _unit_rows(
             **base,
             "agreement": verdict.agreement,
             "strength": None if strength is None else float(strength),
+            "confidence": confidence,
         }
 
 
@@ -239,21 +301,27 @@ def export_rows(
     check_options(project, opts)
     for labels in _label_batches(session, project.id, opts):
         texts = _load_texts(session, {label.item_id for label in labels})
-        annotated = {lb.item_id for lb in labels if lb.origin == LabelOrigin.annotation}
+        annotated = {lb.item_id for lb in labels if lb.origin == "annotation"}
+        human = {lb.item_id for lb in labels if lb.origin != "ai"}
         by_item: dict[int, dict[Unit, list[Vote]]] = defaultdict(lambda: defaultdict(list))
         for label in labels:
             if opts.tag is not None and opts.tag not in texts.tags[label.item_id]:
                 continue
             # A dataset's own preference stands in only until annotators have labeled the item.
-            if label.origin == LabelOrigin.imported and label.item_id in annotated:
+            if label.origin == "import" and label.item_id in annotated:
+                continue
+            # With source=both, an item's human labels stand; AI labels fill in the rest.
+            if label.origin == "ai" and label.item_id in human:
                 continue
             for vote in label_votes(
                 label.kind,
                 label.value,
                 label.item_id,
                 texts.slots[label.item_id],
-                label.annotator_id,
+                label.voter_id,
             ):
+                if label.origin == "ai":
+                    vote = replace(vote, source="ai", confidence=label.confidence)
                 by_item[label.item_id][vote.unit].append(vote)
         for units in by_item.values():
             rows = [

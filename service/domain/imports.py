@@ -15,11 +15,9 @@ from typing import IO, Any, Literal
 
 import orjson
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service.db import begin_write, utcnow
+from service.db import begin_write, dialect_insert, utcnow
 from service.domain.importers import FORMAT_KINDS, PARSERS, LineError, Record, check_shape
 from service.errors import Invalid, NotFound
 from service.models import (
@@ -175,11 +173,6 @@ def _finish(session: Session, import_id: int, status: str) -> Import:
     return report
 
 
-def _dialect_insert(session: Session) -> Any:
-    """The dialect's INSERT construct (both SQLite's and PostgreSQL's know ON CONFLICT)."""
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-
-
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -215,7 +208,7 @@ class _BatchWriter:
         ]
         if missing:
             # A concurrent import may add the same prompts: keep theirs, then read them back.
-            upsert = _dialect_insert(self.session)(Prompt).on_conflict_do_nothing(
+            upsert = dialect_insert(self.session)(Prompt).on_conflict_do_nothing(
                 index_elements=["project_id", "text_sha256"]
             )
             self.session.execute(upsert, missing)

@@ -33,6 +33,8 @@ class Vote:
     annotator_id: int
     verdict: int | str
     strength: int | None = None
+    source: str = "human"  # or "ai"
+    confidence: float | None = None  # an AI judge's confidence in its verdict
 
 
 def _pair_vote(

@@ -2,12 +2,24 @@
 
 from service.models.imports import Import
 from service.models.items import Item, ItemResponse, Prompt, Response
+from service.models.jobs import (
+    ACTIVE_JOB_STATUSES,
+    Job,
+    JobKind,
+    JobStatus,
+    WorkStatus,
+    WorkUnit,
+)
+from service.models.judgments import AIJudgment, AILabel
 from service.models.labels import Assignment, AssignmentStatus, HumanLabel, LabelOrigin
 from service.models.projects import FeedbackKind, Project
 from service.models.users import ROLE_RANK, ApiKey, Role, User
 
 __all__ = [
+    "ACTIVE_JOB_STATUSES",
     "ROLE_RANK",
+    "AIJudgment",
+    "AILabel",
     "ApiKey",
     "Assignment",
     "AssignmentStatus",
@@ -16,10 +28,15 @@ __all__ = [
     "Import",
     "Item",
     "ItemResponse",
+    "Job",
+    "JobKind",
+    "JobStatus",
     "LabelOrigin",
     "Project",
     "Prompt",
     "Response",
     "Role",
     "User",
+    "WorkStatus",
+    "WorkUnit",
 ]

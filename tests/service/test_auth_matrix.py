@@ -48,6 +48,12 @@ EXPECTED: dict[Route, tuple[int, int, int, int, int]] = {
     ("POST",   "/v1/assignments/{assignment_id}/labels"):
                                                         (401, 401, 201,   201,  201),
     ("POST",   "/v1/assignments/{assignment_id}/skip"): (401, 401, 200,   200,  200),
+    ("POST",   "/v1/jobs"):                             (401, 401, 201,   201,  403),
+    ("GET",    "/v1/jobs"):                             (401, 401, 200,   200,  403),
+    ("GET",    "/v1/jobs/{job_id}"):                    (401, 401, 200,   200,  403),
+    ("POST",   "/v1/jobs/{job_id}/cancel"):             (401, 401, 200,   200,  403),
+    ("GET",    "/v1/projects/{project_id}/reports/judges"):
+                                                        (401, 401, 200,   200,  403),
 }
 # fmt: on
 
@@ -69,6 +75,16 @@ class World:
 
     def key_of(self, caller: str) -> str:
         return str(getattr(self.keys, caller))
+
+    def new_job(self) -> int:
+        """A fresh queued judge job, started by the operator."""
+        response = self.client.post(
+            "/v1/jobs",
+            json={"kind": "judge", "project_id": self.project_id},
+            headers=Keys.auth(self.keys.operator),
+        )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
 
     def assignment_of(self, caller: str) -> int:
         """The caller's current lease (a new one once the last was submitted or skipped);
@@ -161,6 +177,15 @@ REQUESTS: dict[Route, Callable[[World, str], Call]] = {
     ),
     ("POST", "/v1/assignments/{assignment_id}/skip"): lambda w, c: Call(
         f"/v1/assignments/{w.assignment_of(c)}/skip"
+    ),
+    ("POST", "/v1/jobs"): lambda w, c: Call(
+        "/v1/jobs", json={"kind": "judge", "project_id": w.project_id, "config": {"orders": "one"}}
+    ),
+    ("GET", "/v1/jobs"): lambda w, c: Call("/v1/jobs", params={"project_id": w.project_id}),
+    ("GET", "/v1/jobs/{job_id}"): lambda w, c: Call(f"/v1/jobs/{w.new_job()}"),
+    ("POST", "/v1/jobs/{job_id}/cancel"): lambda w, c: Call(f"/v1/jobs/{w.new_job()}/cancel"),
+    ("GET", "/v1/projects/{project_id}/reports/judges"): lambda w, c: Call(
+        f"/v1/projects/{w.project_id}/reports/judges"
     ),
 }
 

@@ -66,7 +66,10 @@ async def export(
     db: DbDep,
     format: ExportFormat = "dpo",
     file: FileFormat = "jsonl",
-    source: Source = "human",
+    source: Annotated[
+        Source,
+        Query(description="human, ai, or both (an item's human labels stand; AI fills in)."),
+    ] = "human",
     aggregate: Annotated[
         Aggregate, Query(description="majority: one row per pair; none: one row per vote")
     ] = "majority",
@@ -82,6 +85,16 @@ async def export(
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
     tag: Annotated[NoNulStr | None, Query(max_length=200)] = None,
+    min_confidence: Annotated[
+        float | None,
+        Query(ge=0, le=1, description="AI labels: at least this confidence (|2P - 1|)."),
+    ] = None,
+    position_consistent_only: Annotated[
+        bool, Query(description="AI labels: only those whose two orders agree.")
+    ] = False,
+    judge_job_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="AI labels: only this judge job's.")
+    ] = None,
 ) -> FileResponse:
     """Export labels as rows TRL's trainers and `datasets` load as they are."""
     opts = ExportOptions(
@@ -94,6 +107,9 @@ async def export(
         created_after=_aware(created_after, "created_after"),
         created_before=_aware(created_before, "created_before"),
         tag=tag,
+        min_confidence=min_confidence,
+        position_consistent_only=position_consistent_only,
+        judge_job_id=judge_job_id,
     )
     return await db.run(_write, project_id, opts, file)
 

@@ -1,0 +1,162 @@
+"""Jobs: start (validate the request, select the work, enqueue it), read, list, cancel."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from service import queue
+from service.db import begin_write
+from service.domain.projects import get_project
+from service.errors import Conflict, Invalid, NotFound
+from service.models import (
+    ACTIVE_JOB_STATUSES,
+    AILabel,
+    Import,
+    Item,
+    Job,
+    JobKind,
+    JobStatus,
+    Project,
+    WorkStatus,
+    WorkUnit,
+)
+
+# Models workers know by name (they resolve them to a local folder); anything else is a path.
+PACKAGED_MODELS = frozenset({"smollm2"})
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job with its work rows counted by status."""
+
+    job: Job
+    counts: dict[WorkStatus, int]
+    attempts: int
+
+
+def check_model(backend: str, model: str, base_url: str | None) -> None:
+    """Refuse a model the workers cannot load, naming the config field."""
+    if backend == "openai":
+        if not base_url:
+            raise Invalid("the openai backend needs base_url", "config.base_url")
+        return
+    if base_url:
+        raise Invalid(f"base_url is only for the openai backend, not {backend}", "config.base_url")
+    if model not in PACKAGED_MODELS and not os.path.isdir(model):
+        raise Invalid(
+            f"model {model!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
+            "nor a local model folder",
+            "config.model",
+        )
+
+
+def select_items(session: Session, project: Project, selector: dict[str, Any]) -> list[int]:
+    """The ids of the project's items a job covers, in id order (items of running imports not)."""
+    query = (
+        select(Item.id)
+        .outerjoin(Import, Import.id == Item.import_id)
+        .where(
+            Item.project_id == project.id,
+            or_(Item.import_id.is_(None), Import.status.in_(("completed", "partial"))),
+        )
+        .order_by(Item.id)
+    )
+    if selector.get("item_ids") is not None:
+        query = query.where(Item.id.in_(selector["item_ids"]))
+    if selector.get("skip_ai_labeled"):
+        query = query.where(~select(AILabel.id).where(AILabel.item_id == Item.id).exists())
+    ids = list(session.scalars(query))
+    if selector.get("tag") is not None:
+        tags = dict(session.execute(select(Item.id, Item.tags).where(Item.id.in_(ids))).all())
+        ids = [i for i in ids if selector["tag"] in (tags.get(i) or [])]
+    if selector.get("limit") is not None:
+        ids = ids[: selector["limit"]]
+    return ids
+
+
+def start_judge_job(
+    session: Session, *, project_id: int, config: dict[str, Any], created_by_id: int
+) -> Job:
+    """Create an AI-labeling job and one work row per selected item, in one transaction."""
+    check_model(config["backend"], config["model"], config.get("base_url"))
+    begin_write(session)
+    project = get_project(session, project_id)
+    item_ids = select_items(session, project, config["items"])
+    if not item_ids:
+        raise Invalid("the selection matches no items of this project", "config.items")
+    job = Job(
+        kind=JobKind.judge,
+        project_id=project.id,
+        config=config,
+        total_units=len(item_ids),
+        created_by_id=created_by_id,
+    )
+    session.add(job)
+    session.flush()
+    queue.enqueue(
+        session,
+        job,
+        ({"item_id": item_id} for item_id in item_ids),
+        max_attempts=config["max_attempts"],
+    )
+    session.commit()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job, or NotFound."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found", "job_id")
+    return job
+
+
+def job_states(session: Session, jobs: list[Job]) -> list[JobState]:
+    """Jobs with their work rows counted by status."""
+    ids = [j.id for j in jobs]
+    counts: dict[int, dict[WorkStatus, int]] = {i: dict.fromkeys(WorkStatus, 0) for i in ids}
+    attempts: dict[int, int] = dict.fromkeys(ids, 0)
+    for job_id, status, n, tries in session.execute(
+        select(WorkUnit.job_id, WorkUnit.status, func.count(), func.sum(WorkUnit.attempts))
+        .where(WorkUnit.job_id.in_(ids))
+        .group_by(WorkUnit.job_id, WorkUnit.status)
+    ).all():
+        counts[job_id][WorkStatus(status)] = n
+        attempts[job_id] += int(tries or 0)
+    return [JobState(j, counts[j.id], attempts[j.id]) for j in jobs]
+
+
+def list_jobs(
+    session: Session,
+    after_id: int,
+    limit: int,
+    *,
+    project_id: int | None = None,
+    kind: JobKind | None = None,
+    status: JobStatus | None = None,
+) -> list[Job]:
+    """Jobs in id order after a cursor, filtered."""
+    query = select(Job).where(Job.id > after_id)
+    if project_id is not None:
+        query = query.where(Job.project_id == project_id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return list(session.scalars(query.order_by(Job.id).limit(limit)))
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Cancel a queued or running job; cancelling a finished job is a conflict."""
+    begin_write(session)
+    job = get_job(session, job_id)
+    if job.status not in ACTIVE_JOB_STATUSES:
+        raise Conflict(f"job {job_id} is already {job.status.value}", "job_id")
+    queue.cancel_job(session, job)
+    session.commit()
+    return job

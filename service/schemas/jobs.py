@@ -1,0 +1,95 @@
+"""Jobs: what an operator asks for (a discriminated union on `kind`) and what GET shows."""
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import NoNulStr, RequestBody
+
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class ItemSelector(RequestBody):
+    """Which of the project's items a job covers (all by default)."""
+
+    item_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        default=None, max_length=100_000, description="Only these items."
+    )
+    tag: NoNulStr | None = Field(default=None, max_length=200, description="Only items so tagged.")
+    limit: int | None = Field(default=None, ge=1, le=10_000_000, description="At most this many.")
+    skip_ai_labeled: bool = Field(
+        default=False, description="Leave out items an earlier judge job has already labeled."
+    )
+
+
+class JudgeConfig(RequestBody):
+    """How to judge: backend, model, template, orders, chain of thought, batching."""
+
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    model: NoNulStr = Field(
+        default="smollm2",
+        min_length=1,
+        max_length=500,
+        description="'smollm2' (the packaged default), a local model folder, or for openai "
+        "the model name the server serves.",
+    )
+    base_url: NoNulStr | None = Field(
+        default=None, max_length=500, description="openai backend: e.g. http://host:8000/v1"
+    )
+    template: Name = Field(default="helpfulness", description="A judge template name.")
+    rubric: NoNulStr | None = Field(
+        default=None, max_length=20_000, description="Replaces the template's own rubric."
+    )
+    orders: Literal["both", "one"] = Field(
+        default="both", description="Judge each pair in both orders (position-swap debiasing)."
+    )
+    chain_of_thought: bool = Field(
+        default=False, description="Generate a rationale before reading the verdict token."
+    )
+    cot_max_tokens: int = Field(default=256, ge=1, le=8192)
+    tie_band: float = Field(
+        default=0.05, ge=0, le=0.5, description="|P(A>B) - 0.5| at most this is a tie."
+    )
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Items per claimed batch.")
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    items: ItemSelector = Field(default_factory=ItemSelector)
+
+
+class JudgeJobIn(RequestBody):
+    """Start AI labeling of a project's items."""
+
+    kind: Literal["judge"]
+    project_id: int = Field(ge=1, le=2**31 - 1)
+    config: JudgeConfig = Field(default_factory=JudgeConfig)
+
+
+JobIn = Annotated[JudgeJobIn, Field(discriminator="kind")]
+
+
+class JobProgress(BaseModel):
+    """Work rows of the job by status."""
+
+    total: int
+    queued: int
+    running: int
+    done: int
+    dead: int
+    cancelled: int
+    attempts: int = Field(description="Claims made so far, retries included.")
+
+
+class JobOut(BaseModel):
+    """A job: its request, where it stands, and its outcome."""
+
+    id: int
+    kind: str
+    project_id: int | None
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    config: dict[str, Any]
+    progress: JobProgress
+    error: str | None
+    metrics: dict[str, Any]
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None

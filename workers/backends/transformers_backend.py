@@ -1,0 +1,182 @@
+"""The local transformers backend (the CPU default): batched, with shared prefixes computed once.
+
+Judge prompts share a lot: every prompt of a batch starts with the same system text and
+rubric, and the two orders of a pair share the conversation too. A batch runs in three
+steps on one KV cache: the batch's common prefix once, then each group's common part
+(consecutive prompts that share a prefix, e.g. the two orders of a pair), then each prompt's
+own suffix. Only the last position of each prompt goes through the LM head.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+_MIN_SHARED = 8  # a group prefix shorter than this is not worth a separate step
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def group_by_prefix(prompts: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
+    """Consecutive prompts sharing a prefix: (prefix length, member indices) per group.
+
+    A prefix always leaves each member at least one token of its own.
+    """
+    groups: list[tuple[int, list[int]]] = []
+    for i, prompt in enumerate(prompts):
+        if groups:
+            shared, members = groups[-1]
+            first = prompts[members[0]]
+            common = min(shared, _common_prefix_len(first, prompt), len(prompt) - 1)
+            if common >= _MIN_SHARED:
+                groups[-1] = (common, [*members, i])
+                continue
+        groups.append((len(prompt) - 1, [i]))
+    return groups
+
+
+class TransformersBackend:
+    """A causal LM from a local folder, run in-process with torch."""
+
+    name = "transformers"
+
+    def __init__(
+        self, model_path: str | Path, *, max_batch: int = 32, dtype: str = "float32"
+    ) -> None:
+        self.model_name = str(model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model: Any = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=getattr(torch, dtype)
+        ).to(device)
+        self.model.eval()
+        self.device = torch.device(device)
+        self.max_batch = max_batch
+        if device == "cpu" and os.cpu_count():
+            torch.set_num_threads(os.cpu_count() or 1)
+
+    def close(self) -> None:
+        """Drop the model."""
+        del self.model
+
+    @torch.inference_mode()
+    def choice_logprobs(
+        self, prompts: Sequence[Sequence[int]], choices: Sequence[int]
+    ) -> list[list[float]]:
+        """Log-probs of the choice tokens after each prompt, read from the logits row."""
+        out: list[list[float]] = []
+        for start in range(0, len(prompts), self.max_batch):
+            chunk = prompts[start : start + self.max_batch]
+            hidden = self._last_hidden(chunk)
+            logits = self.model.get_output_embeddings()(hidden).float()
+            logprobs = torch.log_softmax(logits, dim=-1)[:, list(choices)]
+            out.extend(logprobs.tolist())
+        return out
+
+    def _last_hidden(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """The final hidden state at each prompt's last token, sharing prefixes."""
+        groups = group_by_prefix(prompts)
+        firsts = [prompts[m[0]] for _, m in groups]
+        shared = 0  # one group: its own prefix step covers it
+        if len(groups) > 1:
+            shared = min(
+                min(p, _common_prefix_len(firsts[0], f))
+                for f, (p, _) in zip(firsts, groups, strict=True)
+            )
+        state = _State.empty(self.device)
+        if shared > 0:
+            state = self._extend(state, [0], [list(firsts[0][:shared])])
+        state = self._extend(
+            state,
+            [0] * len(groups),
+            [list(f[shared:p]) for f, (p, _) in zip(firsts, groups, strict=True)],
+        )
+        index = [g for g, (_, members) in enumerate(groups) for _ in members]
+        suffixes = [list(prompts[m][p:]) for p, members in groups for m in members]
+        order = [m for _, members in groups for m in members]
+        state = self._extend(state, index, suffixes)
+        hidden = torch.empty_like(state.last_hidden)
+        hidden[torch.tensor(order, device=self.device)] = state.last_hidden
+        return hidden
+
+    def _extend(self, state: _State, index: list[int], seqs: list[list[int]]) -> _State:
+        """Append one right-padded step of tokens to the selected rows of the cache."""
+        rows = torch.tensor(index, device=self.device)
+        cache, mask, lengths = state.cache, state.mask, state.lengths
+        if cache is not None:
+            cache.batch_select_indices(rows)
+            mask, lengths = mask[rows], lengths[rows]
+        else:
+            mask = torch.zeros((len(seqs), 0), dtype=torch.long, device=self.device)
+            lengths = torch.zeros(len(seqs), dtype=torch.long, device=self.device)
+        width = max(1, max(len(s) for s in seqs))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        new_mask = torch.tensor(
+            [[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device
+        )
+        sizes = torch.tensor([len(s) for s in seqs], device=self.device)
+        positions = lengths[:, None] + torch.arange(width, device=self.device)[None, :]
+        full_mask = torch.cat([mask, new_mask], dim=1)
+        result = self.model.base_model(
+            input_ids=ids,
+            attention_mask=full_mask,
+            position_ids=positions,
+            past_key_values=cache if cache is not None else DynamicCache(),
+            use_cache=True,
+        )
+        last = (sizes - 1).clamp(min=0)
+        hidden = result.last_hidden_state[torch.arange(len(seqs), device=self.device), last]
+        return _State(result.past_key_values, full_mask, lengths + sizes, hidden)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
+        """Greedy continuations, left-padded batches, stopping at the end-of-turn token."""
+        texts: list[str] = []
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(prompts), self.max_batch):
+            chunk = prompts[start : start + self.max_batch]
+            width = max(len(p) for p in chunk)
+            ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in chunk])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
+            out = self.model.generate(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+            )
+            texts.extend(self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
+        return texts
+
+
+class _State:
+    """A KV cache with its attention mask, per-row lengths and last hidden states."""
+
+    def __init__(
+        self,
+        cache: DynamicCache | None,
+        mask: torch.Tensor,
+        lengths: torch.Tensor,
+        last_hidden: torch.Tensor,
+    ) -> None:
+        self.cache, self.mask, self.lengths, self.last_hidden = cache, mask, lengths, last_hidden
+
+    @classmethod
+    def empty(cls, device: torch.device) -> _State:
+        """No tokens yet."""
+        nothing = torch.zeros(0, device=device)
+        return cls(None, nothing, nothing, nothing)

@@ -1,0 +1,41 @@
+"""`arbiter worker judge`: the judge worker process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from service.config import get_settings
+from service.db import make_engine, make_session_factory
+from service.models import JobKind
+from workers.judge_job import JudgeHandler
+from workers.runner import Worker
+
+
+def judge(
+    worker_id: Annotated[str, typer.Option(help="Name in leases and logs [host:pid:judge]")] = "",
+    lease_seconds: Annotated[float, typer.Option(min=1, help="Lease per batch")] = 60.0,
+    poll_seconds: Annotated[float, typer.Option(min=0.01, help="Wait when idle")] = 1.0,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Items per claim [each job's batch_size]")
+    ] = None,
+    exit_when_idle: Annotated[bool, typer.Option(help="Stop when no work is left")] = False,
+) -> None:
+    """Claim judge work from the database and label items with an LLM judge."""
+    settings = get_settings()
+    factory = make_session_factory(
+        make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    )
+    worker = Worker(
+        factory,
+        JobKind.judge,
+        JudgeHandler(),
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        batch_size=batch_size,
+    )
+    worker.install_signal_handlers()
+    batches = worker.run(exit_when_idle=exit_when_idle)
+    typer.echo(f"worker {worker.worker_id} stopped after {batches} batches")
