@@ -220,7 +220,9 @@ def bradley_terry(k: int, p_win: dict[tuple[int, int], float], l2: float = 1e-3)
             grad[j] -= g
         return total, grad
 
-    result = minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B")
+    result = minimize(
+        loss, np.zeros(k), jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}
+    )
     scores = result.x - result.x.mean()
     return [float(x) for x in scores]
 
