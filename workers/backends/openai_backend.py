@@ -1,0 +1,90 @@
+"""The OpenAI-compatible backend: any server speaking /v1/completions, e.g. `vllm serve`.
+
+Prompts go as token ids (rendered locally with the model's own tokenizer), a few dozen per
+request, with a bounded number of requests in flight. Verdicts use vLLM's
+`logprob_token_ids` extension, which returns the verdict tokens' log-probs whatever their
+rank; a server without it must at least return them among `top_logprobs`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from transformers import AutoTokenizer
+
+from workers.models import resolve_model
+
+_PROMPTS_PER_REQUEST = 32
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible completions endpoint."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        tokenizer: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 300.0,
+    ) -> None:
+        self.model_name = model
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer or model))
+        headers = {}
+        if key := os.environ.get("ARBITER_OPENAI_API_KEY"):
+            headers["Authorization"] = f"Bearer {key}"
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency)
+
+    def close(self) -> None:
+        """Close connections."""
+        self.pool.shutdown()
+        self.client.close()
+
+    def _complete(self, body: dict[str, Any], prompts: Sequence[Sequence[int]]) -> list[Any]:
+        chunks = [
+            prompts[i : i + _PROMPTS_PER_REQUEST]
+            for i in range(0, len(prompts), _PROMPTS_PER_REQUEST)
+        ]
+
+        def post(chunk: Sequence[Sequence[int]]) -> list[Any]:
+            response = self.client.post(
+                "/completions",
+                json={"model": self.model_name, "prompt": [list(p) for p in chunk], **body},
+            )
+            response.raise_for_status()
+            return sorted(response.json()["choices"], key=lambda c: c["index"])
+
+        return [choice for result in self.pool.map(post, chunks) for choice in result]
+
+    def choice_logprobs(
+        self, prompts: Sequence[Sequence[int]], choices: Sequence[int]
+    ) -> list[list[float]]:
+        """Log-probs of the choice tokens after each prompt, from the server."""
+        body = {
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": 1,
+            "logprob_token_ids": list(choices),
+        }
+        names = [self.tokenizer.decode([c]) for c in choices]
+        out = []
+        for choice in self._complete(body, prompts):
+            top = choice["logprobs"]["top_logprobs"][0]
+            missing = [n for n in names if n not in top]
+            if missing:
+                raise RuntimeError(f"the server did not return log-probs for {missing}")
+            out.append([float(top[n]) for n in names])
+        return out
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
+        """Greedy continuations."""
+        body = {"max_tokens": max_tokens, "temperature": 0}
+        return [c["text"] for c in self._complete(body, prompts)]
