@@ -3,8 +3,8 @@
 Judge prompts share a lot: every prompt of a batch starts with the same system text and
 rubric, and the two orders of a pair share the conversation too. A batch runs in three
 steps on one KV cache: the batch's common prefix once, then each group's common part
-(consecutive prompts that share a prefix, e.g. the two orders of a pair), then each prompt's
-own suffix. Only the last position of each prompt goes through the LM head.
+(consecutive prompts that share more than that, e.g. the orders of a pair), then each
+prompt's own suffix. Only the last position of each prompt goes through the LM head.
 """
 
 from __future__ import annotations
@@ -28,8 +28,16 @@ def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def group_by_prefix(prompts: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
-    """Consecutive prompts sharing a prefix: (prefix length, member indices) per group.
+def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens all prompts start with, leaving each at least one token of its own."""
+    shared = min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        shared = min(shared, _common_prefix_len(prompts[0], prompt))
+    return max(shared, 0)
+
+
+def group_by_prefix(prompts: Sequence[Sequence[int]], base: int) -> list[tuple[int, list[int]]]:
+    """Consecutive prompts sharing more than the first `base` tokens: (prefix length, members).
 
     A prefix always leaves each member at least one token of its own.
     """
@@ -39,7 +47,7 @@ def group_by_prefix(prompts: Sequence[Sequence[int]]) -> list[tuple[int, list[in
             shared, members = groups[-1]
             first = prompts[members[0]]
             common = min(shared, _common_prefix_len(first, prompt), len(prompt) - 1)
-            if common >= _MIN_SHARED:
+            if common >= base + _MIN_SHARED:
                 groups[-1] = (common, [*members, i])
                 continue
         groups.append((len(prompt) - 1, [i]))
@@ -88,14 +96,9 @@ class TransformersBackend:
 
     def _last_hidden(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
         """The final hidden state at each prompt's last token, sharing prefixes."""
-        groups = group_by_prefix(prompts)
+        shared = shared_prefix_len(prompts) if len(prompts) > 1 else 0
+        groups = group_by_prefix(prompts, shared)
         firsts = [prompts[m[0]] for _, m in groups]
-        shared = 0  # one group: its own prefix step covers it
-        if len(groups) > 1:
-            shared = min(
-                min(p, _common_prefix_len(firsts[0], f))
-                for f, (p, _) in zip(firsts, groups, strict=True)
-            )
         state = _State.empty(self.device)
         if shared > 0:
             state = self._extend(state, [0], [list(firsts[0][:shared])])
