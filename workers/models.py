@@ -9,6 +9,7 @@ Nothing is ever downloaded.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from importlib import metadata
@@ -76,6 +77,21 @@ def _convert(gguf: Path, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
+    # transformers attaches a GGUF quantizer that refuses to save, though the loader has already
+    # de-quantized every weight into plain float tensors: drop it to save the plain model.
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    _portable_config(partial / "config.json")
     partial.rename(target)
+
+
+def _portable_config(path: Path) -> None:
+    """Also state rope_theta at the top level, where readers of older configs look for it."""
+    config = json.loads(path.read_text())
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" not in config and "rope_theta" in rope:
+        config["rope_theta"] = rope["rope_theta"]
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -74,7 +74,7 @@ def build_tokenizer(out_dir: Path, texts: Iterable[str] | None = None) -> PreTra
         pad_token=PAD_TOKEN,
         unk_token=UNK_TOKEN,
         additional_special_tokens=[IM_START, IM_END],
-        model_max_length=512,
+        model_max_length=4096,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,12 +86,12 @@ def _llama_config(tokenizer: PreTrainedTokenizerBase, **extra: object) -> LlamaC
     """Return a tiny Llama config whose vocabulary and special ids match the tokenizer."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
+        hidden_size=64,
         intermediate_size=64,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

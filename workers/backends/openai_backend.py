@@ -71,17 +71,22 @@ class OpenAIBackend:
         body = {
             "max_tokens": 1,
             "temperature": 0,
-            "logprobs": 1,
+            "logprobs": len(choices),
             "logprob_token_ids": list(choices),
+            "return_tokens_as_token_ids": True,
         }
-        names = [self.tokenizer.decode([c]) for c in choices]
+        # vLLM keys log-probs "token_id:N" when asked; other servers key them by token text.
+        keys = [(f"token_id:{c}", self.tokenizer.decode([c])) for c in choices]
         out = []
         for choice in self._complete(body, prompts):
             top = choice["logprobs"]["top_logprobs"][0]
-            missing = [n for n in names if n not in top]
-            if missing:
-                raise RuntimeError(f"the server did not return log-probs for {missing}")
-            out.append([float(top[n]) for n in names])
+            row = []
+            for by_id, by_text in keys:
+                value = top.get(by_id, top.get(by_text))
+                if value is None:
+                    raise RuntimeError(f"the server returned no log-prob for token {by_id}")
+                row.append(float(value))
+            out.append(row)
         return out
 
     def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:

@@ -43,7 +43,11 @@ class VLLMBackend:
         self.llm = LLM(**args)
 
     def close(self) -> None:
-        """Shut the engine down."""
+        """Shut the engine and its worker processes down."""
+        # vLLM 0.32 has no LLM.shutdown(); the engine core client owns the processes.
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
         del self.llm
 
     def _prompts(self, prompts: Sequence[Sequence[int]]) -> list[Any]:
@@ -58,7 +62,7 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         params = SamplingParams(
-            max_tokens=1, temperature=0.0, logprobs=1, logprob_token_ids=list(choices)
+            max_tokens=1, temperature=0.0, logprobs=len(choices), logprob_token_ids=list(choices)
         )
         outputs = self.llm.generate(self._prompts(prompts), params, use_tqdm=False)
         return [[out.outputs[0].logprobs[0][c].logprob for c in choices] for out in outputs]
