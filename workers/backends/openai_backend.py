@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from workers.models import resolve_model
 
@@ -36,7 +36,9 @@ class OpenAIBackend:
         timeout: float = 300.0,
     ) -> None:
         self.model_name = model
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer or model))
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+            resolve_model(tokenizer or model)
+        )
         headers = {}
         if key := os.environ.get("ARBITER_OPENAI_API_KEY"):
             headers["Authorization"] = f"Bearer {key}"

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    PreTrainedTokenizerBase,
+)
 
 _MIN_SHARED = 8  # a group prefix shorter than this is not worth a separate step
 
@@ -63,13 +68,12 @@ class TransformersBackend:
         self, model_path: str | Path, *, max_batch: int = 32, dtype: str = "float32"
     ) -> None:
         self.model_name = str(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model: Any = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=getattr(torch, dtype)
-        ).to(device)
+        model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        self.model: Any = model.to(device)
         self.model.eval()
         self.device = torch.device(device)
         self.max_batch = max_batch

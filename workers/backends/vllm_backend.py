@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 _CPU_KV_CACHE_BYTES = 256 * 2**20
 
@@ -34,7 +34,7 @@ class VLLMBackend:
         from vllm import LLM
 
         self.model_name = str(model_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
         args: dict[str, Any] = {"model": str(model_path), "seed": 0, "enable_prefix_caching": True}
         if not _on_gpu():
             kv_bytes = int(os.environ.get("ARBITER_VLLM_KV_CACHE_BYTES", _CPU_KV_CACHE_BYTES))
@@ -65,7 +65,11 @@ class VLLMBackend:
             max_tokens=1, temperature=0.0, logprobs=len(choices), logprob_token_ids=list(choices)
         )
         outputs = self.llm.generate(self._prompts(prompts), params, use_tqdm=False)
-        return [[out.outputs[0].logprobs[0][c].logprob for c in choices] for out in outputs]
+        rows = []
+        for out in outputs:
+            logprobs: Any = out.outputs[0].logprobs
+            rows.append([logprobs[0][c].logprob for c in choices])
+        return rows
 
     def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
         """Greedy continuations."""
