@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from service.config import Settings
 from service.domain.importers import split_hh_dialogue
 from service.domain.judgments import JudgeItem
 from service.models import FeedbackKind
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=512, help="baseline's limit")
     args = parser.parse_args()
 
-    backend = load_backend(args.backend, args.model)
+    backend = load_backend(args.backend, args.model, Settings())
     items = load_pairs(args.pairs)
     warm = items[: min(4, len(items))]
     run_logprob(backend, warm, "both", args.batch)

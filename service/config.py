@@ -1,6 +1,8 @@
 """Settings for every Arbiter process, read from ARBITER_* environment variables."""
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +62,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Database threads per server process (requests beyond wait their turn; "
         "fewer threads contend less for the GIL).",
+    )
+    model_cache: Path = Field(
+        default=Path.home() / ".cache" / "arbiter" / "models",
+        description="Workers: where packaged models (SmolLM2) are converted to, once.",
+    )
+    vllm_cpu_kv_cache_bytes: int = Field(
+        default=256 * 2**20, ge=2**20, description="Workers: vLLM's KV cache on a CPU."
+    )
+    vllm_engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Workers: extra vllm.LLM arguments, as JSON, e.g. {"tensor_parallel_size": 2}.',
+    )
+    openai_api_key: str | None = Field(
+        default=None, description="Workers: bearer token for the openai backend's server."
     )
 
 

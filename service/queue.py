@@ -23,6 +23,7 @@ from service.models import ACTIVE_JOB_STATUSES, Job, JobKind, JobStatus, WorkSta
 
 _OPEN = (WorkStatus.queued, WorkStatus.running)
 _BACKOFF_CAP_SECONDS = 300
+_JOBS_PER_CLAIM = 5  # jobs a claim looks at before giving up for this round
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,36 @@ def _claimable(now: dt.datetime) -> Any:
     )
 
 
-def _next_job_id(session: Session, kind: JobKind, now: dt.datetime) -> int | None:
+def _next_job_id(session: Session, kind: JobKind, now: dt.datetime, skip: set[int]) -> int | None:
     return session.scalar(
         select(WorkUnit.job_id)
         .join(Job, Job.id == WorkUnit.job_id)
-        .where(WorkUnit.kind == kind, _claimable(now), Job.status.in_(ACTIVE_JOB_STATUSES))
+        .where(
+            WorkUnit.kind == kind,
+            _claimable(now),
+            Job.status.in_(ACTIVE_JOB_STATUSES),
+            WorkUnit.job_id.not_in(skip),
+        )
         .order_by(WorkUnit.id)
         .limit(1)
+    )
+
+
+def has_open_work(session: Session, kind: JobKind) -> bool:
+    """Whether any active job of this kind still has queued or running rows."""
+    return bool(
+        session.scalar(
+            select(
+                select(WorkUnit.id)
+                .join(Job, Job.id == WorkUnit.job_id)
+                .where(
+                    WorkUnit.kind == kind,
+                    WorkUnit.status.in_(_OPEN),
+                    Job.status.in_(ACTIVE_JOB_STATUSES),
+                )
+                .exists()
+            )
+        )
     )
 
 
@@ -80,14 +104,40 @@ def claim(
     session: Session, kind: JobKind, worker_id: str, *, limit: int | None, lease_seconds: float
 ) -> Claim | None:
     """Lease up to `limit` rows (None: the job's `batch_size`) of the oldest job with work of
-    this kind, and commit."""
+    this kind, and commit. A job whose claimable rows other workers hold is passed over."""
     begin_write(session)
     now = utcnow()
     _reap_exhausted(session, kind, now)
-    job_id = _next_job_id(session, kind, now)
-    if job_id is None:
-        session.commit()
-        return None
+    tried: set[int] = set()
+    while len(tried) < _JOBS_PER_CLAIM:
+        job_id = _next_job_id(session, kind, now, tried)
+        if job_id is None:
+            break
+        rows = _claim_rows(
+            session, job_id, worker_id, limit, now + dt.timedelta(seconds=lease_seconds), now
+        )
+        if rows:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.queued)
+                .values(status=JobStatus.running, started_at=now)
+            )
+            session.commit()
+            units = [ClaimedUnit(r.id, r.payload, r.attempts) for r in rows]
+            return Claim(job_id, sorted(units, key=lambda u: u.id))
+        tried.add(job_id)
+    session.commit()
+    return None
+
+
+def _claim_rows(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    limit: int | None,
+    lease_expires_at: dt.datetime,
+    now: dt.datetime,
+) -> list[Any]:
     if limit is None:
         config = session.scalar(select(Job.config).where(Job.id == job_id)) or {}
         limit = int(config.get("batch_size", 16))
@@ -98,28 +148,19 @@ def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = session.execute(
-        update(WorkUnit)
-        .where(WorkUnit.id.in_(candidates))
-        .values(
-            status=WorkStatus.running,
-            attempts=WorkUnit.attempts + 1,
-            locked_by=worker_id,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-        )
-        .returning(WorkUnit.id, WorkUnit.payload, WorkUnit.attempts)
-    ).all()
-    if rows:
+    return list(
         session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.queued)
-            .values(status=JobStatus.running, started_at=now)
-        )
-    session.commit()
-    if not rows:
-        return None
-    units = sorted((ClaimedUnit(r.id, r.payload, r.attempts) for r in rows), key=lambda u: u.id)
-    return Claim(job_id, units)
+            update(WorkUnit)
+            .where(WorkUnit.id.in_(candidates))
+            .values(
+                status=WorkStatus.running,
+                attempts=WorkUnit.attempts + 1,
+                locked_by=worker_id,
+                lease_expires_at=lease_expires_at,
+            )
+            .returning(WorkUnit.id, WorkUnit.payload, WorkUnit.attempts)
+        ).all()
+    )
 
 
 def _reap_exhausted(session: Session, kind: JobKind, now: dt.datetime) -> None:
@@ -162,6 +203,14 @@ def heartbeat(
     return {r.id for r in rows}
 
 
+def _lock_in_order(session: Session, condition: Any) -> None:
+    """Lock matching rows in id order, so concurrent bulk updates cannot deadlock."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(WorkUnit.id).where(condition).order_by(WorkUnit.id).with_for_update()
+        )
+
+
 def complete(session: Session, worker_id: str, unit_ids: Sequence[int]) -> set[int]:
     """Mark done the rows this worker still holds; returns their ids. The caller commits.
 
@@ -169,6 +218,7 @@ def complete(session: Session, worker_id: str, unit_ids: Sequence[int]) -> set[i
     returned: a row whose lease another worker took over is not this worker's to finish.
     """
     begin_write(session)
+    _lock_in_order(session, WorkUnit.id.in_(unit_ids))
     rows = session.execute(
         update(WorkUnit)
         .where(
@@ -194,11 +244,14 @@ def fail(
     begin_write(session)
     now = utcnow()
     held = session.execute(
-        select(WorkUnit.id, WorkUnit.job_id, WorkUnit.attempts, WorkUnit.max_attempts).where(
+        select(WorkUnit.id, WorkUnit.job_id, WorkUnit.attempts, WorkUnit.max_attempts)
+        .where(
             WorkUnit.id.in_(unit_ids),
             WorkUnit.locked_by == worker_id,
             WorkUnit.status == WorkStatus.running,
         )
+        .order_by(WorkUnit.id)
+        .with_for_update()
     ).all()
     for row in held:
         if row.attempts >= row.max_attempts:
@@ -234,12 +287,18 @@ def settle_job(session: Session, job_id: int) -> Job | None:
     The job row is locked first, so of two workers finishing a job's last rows at once, the
     second sees the first's rows done and settles it.
     """
-    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    job = session.scalar(
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # a job loaded earlier may be stale
+    )
     if job is None or job.status not in ACTIVE_JOB_STATUSES:
         return job
-    counts = unit_counts(session, job_id)
-    if any(counts[s] for s in _OPEN):
+    still_open = select(WorkUnit.id).where(WorkUnit.job_id == job_id, WorkUnit.status.in_(_OPEN))
+    if session.scalar(select(still_open.exists())):
         return job
+    counts = unit_counts(session, job_id)
     job.finished_at = utcnow()
     if counts[WorkStatus.dead]:
         job.status = JobStatus.failed
@@ -269,13 +328,25 @@ def fail_job(session: Session, job_id: int, error: str) -> None:
     session.commit()
 
 
-def cancel_job(session: Session, job: Job) -> None:
-    """Stop a job: its open rows are cancelled; results a worker sends later are dropped."""
+def cancel_job(session: Session, job_id: int) -> Job | None:
+    """Stop an active job: its open rows are cancelled; results a worker sends later are
+    dropped. Returns the job, or None when it is not active (the caller rolls back)."""
     begin_write(session)
+    open_rows = (WorkUnit.job_id == job_id) & WorkUnit.status.in_(_OPEN)
+    _lock_in_order(session, open_rows)
     session.execute(
         update(WorkUnit)
-        .where(WorkUnit.job_id == job.id, WorkUnit.status.in_(_OPEN))
+        .where(open_rows)
         .values(status=WorkStatus.cancelled, finished_at=utcnow(), lease_expires_at=None)
     )
+    job = session.scalar(
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if job is None or job.status not in ACTIVE_JOB_STATUSES:
+        return None
     job.status = JobStatus.cancelled
     job.finished_at = utcnow()
+    return job

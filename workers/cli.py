@@ -9,6 +9,7 @@ import typer
 from service.config import get_settings
 from service.db import make_engine, make_session_factory
 from service.models import JobKind
+from workers.backends import BackendCache
 from workers.judge_job import JudgeHandler
 from workers.runner import Worker
 
@@ -30,7 +31,7 @@ def judge(
     worker = Worker(
         factory,
         JobKind.judge,
-        JudgeHandler(),
+        JudgeHandler(BackendCache(settings)),
         worker_id=worker_id,
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,

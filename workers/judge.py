@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from service.domain.judgments import ItemVerdict, JudgeItem, OrderVerdict
 from service.models import FeedbackKind
@@ -66,7 +67,9 @@ def verdict_token_ids(backend: Backend, context: str, labels: tuple[str, str]) -
 def _p_first(logprobs: list[float]) -> float:
     """P(first verdict), normalised over the two verdict tokens."""
     a, b = logprobs
-    return 1.0 / (1.0 + math.exp(b - a))
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"the backend returned non-finite verdict log-probs {logprobs}")
+    return float(expit(a - b))
 
 
 class Judge:
@@ -111,6 +114,8 @@ class Judge:
             rationales = [g.split(COT_VERDICT_CUE.strip())[0].strip() for g in generated]
             texts = [f"{t}{r}{COT_VERDICT_CUE}" for t, r in zip(texts, rationales, strict=True)]
         verdicts = [BINARY_VERDICTS if r.second < 0 else PAIR_VERDICTS for r in requests]
+        if self.settings.chain_of_thought:  # after "Verdict:" the answer comes as " A"
+            verdicts = [(f" {a}", f" {b}") for a, b in verdicts]
         by_labels: dict[tuple[str, str], list[int]] = {}
         for n, labels in enumerate(verdicts):
             by_labels.setdefault(labels, []).append(n)
@@ -128,7 +133,7 @@ class Judge:
                     first_position=r.first,
                     second_position=r.second,
                     p_first=_p_first(logprobs[n]),
-                    logprobs=dict(zip(labels, logprobs[n], strict=True)),
+                    logprobs=dict(zip((x.strip() for x in labels), logprobs[n], strict=True)),
                     rationale=rationales[n],
                 )
             )

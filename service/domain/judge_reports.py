@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from service.domain.agreement import category, cohen_kappa
 from service.domain.votes import TIE, Unit, Vote, consensus, label_votes
-from service.models import AIJudgment, AILabel, HumanLabel, ItemResponse, Job, LabelOrigin
+from service.models import (
+    AIJudgment,
+    AILabel,
+    HumanLabel,
+    Item,
+    ItemResponse,
+    Job,
+    LabelOrigin,
+)
 
 
 @dataclass
@@ -43,22 +51,25 @@ class JudgeReport:
     human_agreement: HumanAgreement
 
 
-def _slots(session: Session, item_ids: set[int]) -> dict[int, list[int]]:
+def _slots(session: Session, project_id: int) -> dict[int, list[int]]:
+    """Each item's response ids in position order, for the whole project."""
     slots: dict[int, list[int]] = defaultdict(list)
     for item_id, response_id in session.execute(
         select(ItemResponse.item_id, ItemResponse.response_id)
-        .where(ItemResponse.item_id.in_(item_ids))
+        .join(Item, Item.id == ItemResponse.item_id)
+        .where(Item.project_id == project_id)
         .order_by(ItemResponse.item_id, ItemResponse.position)
     ).all():
         slots[item_id].append(response_id)
     return slots
 
 
-def human_verdicts(session: Session, project_id: int) -> dict[Unit, Vote]:
+def human_verdicts(
+    session: Session, project_id: int, slots: dict[int, list[int]]
+) -> dict[Unit, Vote]:
     """The human majority verdict of each unit that has one."""
     labels = session.scalars(select(HumanLabel).where(HumanLabel.project_id == project_id)).all()
     annotated = {lb.item_id for lb in labels if lb.origin == LabelOrigin.annotation}
-    slots = _slots(session, {lb.item_id for lb in labels})
     by_unit: dict[Unit, list[Vote]] = defaultdict(list)
     for lb in labels:
         if lb.origin == LabelOrigin.imported and lb.item_id in annotated:
@@ -108,11 +119,11 @@ def judge_reports(
     query = select(Job).where(Job.project_id == project_id, Job.kind == "judge")
     if job_id is not None:
         query = query.where(Job.id == job_id)
-    humans = human_verdicts(session, project_id)
+    slots = _slots(session, project_id)
+    humans = human_verdicts(session, project_id, slots)
     reports = []
     for job in session.scalars(query.order_by(Job.id)):
         labels = session.scalars(select(AILabel).where(AILabel.job_id == job.id)).all()
-        slots = _slots(session, {lb.item_id for lb in labels})
         ai_votes = [
             v
             for lb in labels

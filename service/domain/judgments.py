@@ -107,11 +107,13 @@ def record_judge_batch(
     job_id: int,
     identity: JudgeIdentity,
     verdicts: list[ItemVerdict],
+    unit_ids: list[int],
 ) -> int:
-    """Store a batch's verdicts and ack its work rows, for the rows the worker still holds."""
+    """Store a batch's verdicts and ack its work rows (`unit_ids`: all of the batch, also rows
+    whose item is gone), for the rows the worker still holds."""
     begin_write(session)
     job = session.get_one(Job, job_id)
-    held = queue.complete(session, worker_id, [v.unit_id for v in verdicts])
+    held = queue.complete(session, worker_id, unit_ids)
     kept = [v for v in verdicts if v.unit_id in held]
     insert = dialect_insert(session)
     judgments = [

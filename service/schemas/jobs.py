@@ -14,7 +14,7 @@ class ItemSelector(RequestBody):
     """Which of the project's items a job covers (all by default)."""
 
     item_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
-        default=None, max_length=100_000, description="Only these items."
+        default=None, max_length=30_000, description="Only these items."
     )
     tag: NoNulStr | None = Field(default=None, max_length=200, description="Only items so tagged.")
     limit: int | None = Field(default=None, ge=1, le=10_000_000, description="At most this many.")
@@ -36,6 +36,12 @@ class JudgeConfig(RequestBody):
     )
     base_url: NoNulStr | None = Field(
         default=None, max_length=500, description="openai backend: e.g. http://host:8000/v1"
+    )
+    tokenizer: NoNulStr | None = Field(
+        default=None,
+        max_length=500,
+        description="openai backend: the served model's tokenizer (packaged name or local "
+        "folder), when `model` is not one",
     )
     template: Name = Field(default="helpfulness", description="A judge template name.")
     rubric: NoNulStr | None = Field(

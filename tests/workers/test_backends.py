@@ -115,7 +115,9 @@ def backend(request: pytest.FixtureRequest, tiny_models: TinyModels) -> Iterator
         from workers.backends.openai_backend import OpenAIBackend
 
         base_url = request.getfixturevalue("vllm_server")
-        served = OpenAIBackend(base_url, str(tiny_models.causal_lm))
+        served = OpenAIBackend(
+            base_url, str(tiny_models.causal_lm), tokenizer=tiny_models.causal_lm
+        )
         yield served
         served.close()
 

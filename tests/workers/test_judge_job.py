@@ -266,6 +266,9 @@ def test_an_unknown_template_fails_the_job_at_once_naming_the_field(
     [
         ({"model": "/no/such/model"}, "config.model"),
         ({"backend": "openai", "model": "m"}, "config.base_url"),
+        ({"backend": "openai", "model": "m", "base_url": "http://h/v1"}, "config.tokenizer"),
+        ({"tokenizer": "smollm2"}, "config.tokenizer"),
+        ({"base_url": "http://h/v1"}, "config.base_url"),
         ({"tie_band": 0.7}, "judge.config.tie_band"),
         ({"orders": "three"}, "judge.config.orders"),
         ({"items": {"item_ids": [999999]}}, "config.items"),
@@ -295,4 +298,4 @@ def test_a_job_on_an_unknown_project_is_404(client: TestClient, keys: Keys) -> N
 def test_default_model_name_needs_no_folder(tmp_path: Path) -> None:
     from service.domain.jobs import check_model
 
-    check_model("transformers", "smollm2", None)
+    check_model({"backend": "transformers", "model": "smollm2"})

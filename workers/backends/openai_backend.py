@@ -8,15 +8,13 @@ rank; a server without it must at least return them among `top_logprobs`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-
-from workers.models import resolve_model
 
 _PROMPTS_PER_REQUEST = 32
 
@@ -31,17 +29,14 @@ class OpenAIBackend:
         base_url: str,
         model: str,
         *,
-        tokenizer: str | None = None,
+        tokenizer: Path,
+        api_key: str | None = None,
         concurrency: int = 8,
         timeout: float = 300.0,
     ) -> None:
         self.model_name = model
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            resolve_model(tokenizer or model)
-        )
-        headers = {}
-        if key := os.environ.get("ARBITER_OPENAI_API_KEY"):
-            headers["Authorization"] = f"Bearer {key}"
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
 

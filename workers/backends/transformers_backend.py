@@ -9,6 +9,7 @@ prompt's own suffix. Only the last position of each prompt goes through the LM h
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,12 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(
-        self, model_path: str | Path, *, max_batch: int = 32, dtype: str = "float32"
+        self,
+        model_path: str | Path,
+        *,
+        max_batch: int = 32,
+        max_tokens: int = 8192,
+        dtype: str = "float32",
     ) -> None:
         self.model_name = str(model_path)
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
@@ -76,7 +82,8 @@ class TransformersBackend:
         self.model: Any = model.to(device)
         self.model.eval()
         self.device = torch.device(device)
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # rows per forward step
+        self.max_tokens = max_tokens  # rows x padded length per forward step
         if device == "cpu" and os.cpu_count():
             torch.set_num_threads(os.cpu_count() or 1)
 
@@ -89,23 +96,62 @@ class TransformersBackend:
         self, prompts: Sequence[Sequence[int]], choices: Sequence[int]
     ) -> list[list[float]]:
         """Log-probs of the choice tokens after each prompt, read from the logits row."""
-        out: list[list[float]] = []
-        for start in range(0, len(prompts), self.max_batch):
-            chunk = prompts[start : start + self.max_batch]
-            hidden = self._last_hidden(chunk)
-            logits = self.model.get_output_embeddings()(hidden).float()
-            logprobs = torch.log_softmax(logits, dim=-1)[:, list(choices)]
-            out.extend(logprobs.tolist())
-        return out
+        if any(len(p) < 2 for p in prompts):
+            raise ValueError("judge prompts need at least two tokens")
+        hidden = self._last_hidden(prompts)
+        logits = self.model.get_output_embeddings()(hidden).float()
+        return torch.log_softmax(logits, dim=-1)[:, list(choices)].tolist()  # type: ignore[no-any-return]
 
     def _last_hidden(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
-        """The final hidden state at each prompt's last token, sharing prefixes."""
+        """The final hidden state at each prompt's last token, sharing prefixes.
+
+        The batch's common prefix runs once; then groups of similar length go through in
+        micro-batches (little padding), each on a copy of that prefix's cache.
+        """
         shared = shared_prefix_len(prompts) if len(prompts) > 1 else 0
         groups = group_by_prefix(prompts, shared)
-        firsts = [prompts[m[0]] for _, m in groups]
-        state = _State.empty(self.device)
+        base = _State.empty(self.device)
         if shared > 0:
-            state = self._extend(state, [0], [list(firsts[0][:shared])])
+            base = self._extend(base, [0], [list(prompts[0][:shared])])
+        out: torch.Tensor | None = None
+        for batch in self._micro_batches(prompts, groups):
+            order, hidden = self._run_groups(copy.deepcopy(base), prompts, batch, shared)
+            if out is None:
+                out = hidden.new_empty((len(prompts), hidden.shape[-1]))
+            out[torch.tensor(order, device=self.device)] = hidden
+        assert out is not None
+        return out
+
+    def _micro_batches(
+        self, prompts: Sequence[Sequence[int]], groups: list[tuple[int, list[int]]]
+    ) -> list[list[tuple[int, list[int]]]]:
+        """Groups sorted by length, cut so that rows x longest prompt stays within budget."""
+        longest = {id(g): max(len(prompts[m]) for m in g[1]) for g in groups}
+        batches: list[list[tuple[int, list[int]]]] = []
+        rows = width = 0
+        for group in sorted(groups, key=lambda g: longest[id(g)]):
+            n, w = len(group[1]), longest[id(group)]
+            if (
+                batches
+                and (rows + n) * max(width, w) <= self.max_tokens
+                and rows + n <= self.max_batch
+            ):
+                batches[-1].append(group)
+                rows, width = rows + n, max(width, w)
+            else:
+                batches.append([group])
+                rows, width = n, w
+        return batches
+
+    def _run_groups(
+        self,
+        state: _State,
+        prompts: Sequence[Sequence[int]],
+        groups: list[tuple[int, list[int]]],
+        shared: int,
+    ) -> tuple[list[int], torch.Tensor]:
+        """Each group's shared part, then each member's own suffix, on the prefix's cache."""
+        firsts = [prompts[m[0]] for _, m in groups]
         state = self._extend(
             state,
             [0] * len(groups),
@@ -115,9 +161,7 @@ class TransformersBackend:
         suffixes = [list(prompts[m][p:]) for p, members in groups for m in members]
         order = [m for _, members in groups for m in members]
         state = self._extend(state, index, suffixes)
-        hidden = torch.empty_like(state.last_hidden)
-        hidden[torch.tensor(order, device=self.device)] = state.last_hidden
-        return hidden
+        return order, state.last_hidden
 
     def _extend(self, state: _State, index: list[int], seqs: list[list[int]]) -> _State:
         """Append one right-padded step of tokens to the selected rows of the cache."""

@@ -9,7 +9,6 @@ The engine starts worker processes with spawn: start it under `if __name__ == "_
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,24 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model_path: str | Path, **engine_args: Any) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        cpu_kv_cache_bytes: int = _CPU_KV_CACHE_BYTES,
+        **engine_args: Any,
+    ) -> None:
         from vllm import LLM
 
         self.model_name = str(model_path)
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_path)
         args: dict[str, Any] = {"model": str(model_path), "seed": 0, "enable_prefix_caching": True}
         if not _on_gpu():
-            kv_bytes = int(os.environ.get("ARBITER_VLLM_KV_CACHE_BYTES", _CPU_KV_CACHE_BYTES))
-            args |= {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": kv_bytes}
+            args |= {
+                "dtype": "float32",
+                "enforce_eager": True,
+                "kv_cache_memory_bytes": cpu_kv_cache_bytes,
+            }
         args |= engine_args
         self.llm = LLM(**args)
 
