@@ -9,8 +9,9 @@ One backend and one model, one run, on HH-RLHF pairs from ../shared/data:
      explanation ending in "[[A]]" or "[[B]]" (their pair-v2 prompt), parsed from the text,
      up to --max-new-tokens tokens, greedy, both orders.
 
-Each mode runs once untimed on a few pairs (warm-up), then is timed on --pairs pairs in
-batches of --batch pairs. Prints a table, then as its LAST line one JSON object:
+The modes warm up on 4 other pairs, then each is timed on --pairs pairs in batches of
+--batch pairs; vLLM's prefix cache is emptied before each timed mode (only the sharing
+within a mode counts). Prints a table, then as its LAST line one JSON object:
 {"speedup_vs_generated": generated time / logprob time (both orders each),
  "both_orders_cost": logprob both-orders time / logprob one-order time, ...}.
 
@@ -117,6 +118,13 @@ def run_generated(
     return seconds, parsed, generated
 
 
+def reset_prefix_cache(backend: Backend) -> None:
+    """Start a mode with vLLM's prefix cache empty, so no mode reuses another's prompts."""
+    llm = getattr(backend, "llm", None)
+    if llm is not None:
+        llm.reset_prefix_cache()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
@@ -127,16 +135,27 @@ def main() -> None:
     args = parser.parse_args()
 
     backend = load_backend(args.backend, args.model, Settings())
-    items = load_pairs(args.pairs)
-    warm = items[: min(4, len(items))]
+    loaded = load_pairs(args.pairs + 4)
+    items, warm = loaded[: args.pairs], loaded[args.pairs :]  # warm up on other pairs
     run_logprob(backend, warm, "both", args.batch)
     run_generated(backend, warm[:1], args.batch, 8)
 
-    both = run_logprob(backend, items, "both", args.batch)
+    reset_prefix_cache(backend)
     one = run_logprob(backend, items, "one", args.batch)
+    reset_prefix_cache(backend)  # the first order of each pair must not come from the cache
+    both = run_logprob(backend, items, "both", args.batch)
+    reset_prefix_cache(backend)
     generated, parsed, n_tokens = run_generated(backend, items, args.batch, args.max_new_tokens)
     n = len(items)
+    tok = backend.tokenizer
+    conv = sum(len(tok.encode(i.prompt, add_special_tokens=False)) for i in items) / n
+    resp = sum(len(tok.encode(r, add_special_tokens=False)) for i in items for r in i.responses) / n
     print(f"backend={args.backend} model={args.model} pairs={n} batch={args.batch}")
+    print(
+        f"per pair: conversation {conv:.0f} tokens, the two responses {resp:.0f}: both orders "
+        f"repeat only the responses, so at best they cost {(conv + 2 * resp) / (conv + resp):.2f}x "
+        "one order (before the shared system text and rubric)"
+    )
     print(f"{'mode':<34}{'seconds':>9}{'pairs/s':>10}")
     for name, secs in [
         ("logprob verdicts, both orders", both),

@@ -13,14 +13,17 @@ from service.models import JobStatus
 from workers.backends import BackendCache
 from workers.judge import Judge, JudgeSettings
 from workers.models import ModelNotFound
-from workers.prompts import JudgeTemplate, TemplateError, load_template
+from workers.prompts import JudgeTemplate, TemplateError, custom_template, load_template
 from workers.runner import JobConfigError
 
 
 def judge_settings(config: dict[str, Any]) -> JudgeSettings:
     """The judging settings a job's config asks for."""
     try:
-        template: JudgeTemplate = load_template(config.get("template", "helpfulness"))
+        if config.get("custom_template"):
+            template: JudgeTemplate = custom_template(config["custom_template"])
+        else:
+            template = load_template(config.get("template", "helpfulness"))
     except TemplateError as exc:
         raise JobConfigError(f"config.template: {exc}") from exc
     if config.get("rubric"):

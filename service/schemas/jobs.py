@@ -3,7 +3,7 @@
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.schemas.common import NoNulStr, RequestBody
 
@@ -21,6 +21,31 @@ class ItemSelector(RequestBody):
     skip_ai_labeled: bool = Field(
         default=False, description="Leave out items an earlier judge job has already labeled."
     )
+
+
+_PLACEHOLDERS = {"system": ("{rubric}",), "pairwise": ("{prompt}", "{first}", "{second}")}
+_PLACEHOLDERS["binary"] = ("{prompt}", "{response}")
+
+
+class JudgeTemplateIn(RequestBody):
+    """A project's own judge template: texts with named fields, like the shipped TOML files."""
+
+    name: Name
+    rubric: NoNulStr = Field(default="", max_length=20_000)
+    system: NoNulStr = Field(max_length=20_000, description="Contains {rubric}.")
+    pairwise: NoNulStr = Field(
+        max_length=20_000, description="Contains {prompt}, {first} and {second}."
+    )
+    binary: NoNulStr = Field(max_length=20_000, description="Contains {prompt} and {response}.")
+    chain_of_thought: NoNulStr = Field(default="", max_length=20_000)
+
+    @model_validator(mode="after")
+    def _fields_named(self) -> "JudgeTemplateIn":
+        for key, needed in _PLACEHOLDERS.items():
+            for placeholder in needed:
+                if placeholder not in getattr(self, key):
+                    raise ValueError(f"{key} must contain {placeholder}")
+        return self
 
 
 class JudgeConfig(RequestBody):
@@ -44,6 +69,9 @@ class JudgeConfig(RequestBody):
         "folder), when `model` is not one",
     )
     template: Name = Field(default="helpfulness", description="A judge template name.")
+    custom_template: JudgeTemplateIn | None = Field(
+        default=None, description="A template of the project's own, in place of `template`."
+    )
     rubric: NoNulStr | None = Field(
         default=None, max_length=20_000, description="Replaces the template's own rubric."
     )

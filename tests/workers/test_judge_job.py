@@ -247,6 +247,26 @@ def test_a_failing_batch_is_retried_then_its_error_shows_on_the_job(
     assert "the GPU caught fire" in failed["error"]
 
 
+def test_a_project_template_of_its_own_is_used_and_versioned(
+    client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tiny_models: TinyModels
+) -> None:
+    project_id = project_with_items(client, keys, "pairwise")
+    template = {
+        "name": "terse",
+        "rubric": "Shorter is better.",
+        "system": "Judge. {rubric}",
+        "pairwise": "Q: {prompt}\nA: {first}\nB: {second}\nBetter?",
+        "binary": "Q: {prompt}\nR: {response}\nOK?",
+    }
+    job = start_job(
+        client, keys, project_id, model=str(tiny_models.causal_lm), custom_template=template
+    )
+    run_judge_worker(session_factory)
+    with session_factory() as session:
+        used = set(session.scalars(select(AILabel.template).where(AILabel.job_id == job["id"])))
+    assert len(used) == 1 and next(iter(used)).startswith("terse@custom.")
+
+
 def test_an_unknown_template_fails_the_job_at_once_naming_the_field(
     client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tiny_models: TinyModels
 ) -> None:
@@ -261,6 +281,9 @@ def test_an_unknown_template_fails_the_job_at_once_naming_the_field(
     assert failed["progress"]["dead"] == len(PAIRS)
 
 
+BAD_TEMPLATE = {"name": "t", "system": "{rubric}", "pairwise": "{prompt}", "binary": "x"}
+
+
 @pytest.mark.parametrize(
     ("config", "field"),
     [
@@ -273,6 +296,17 @@ def test_an_unknown_template_fails_the_job_at_once_naming_the_field(
         ({"orders": "three"}, "judge.config.orders"),
         ({"items": {"item_ids": [999999]}}, "config.items"),
         ({"colour": "red"}, "judge.config.colour"),
+        (
+            {
+                "custom_template": {
+                    "name": "t",
+                    "system": "{rubric}",
+                    "pairwise": "{prompt}",
+                    "binary": "x",
+                }
+            },
+            "judge.config.custom_template",
+        ),
     ],
 )
 def test_bad_job_requests_are_refused_naming_the_field(

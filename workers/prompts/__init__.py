@@ -64,6 +64,12 @@ def load_template(name: str) -> JudgeTemplate:
     return parse_template(data)
 
 
+def custom_template(data: dict[str, Any]) -> JudgeTemplate:
+    """A project's own template; its version is a digest of its texts."""
+    digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:8]
+    return parse_template({**data, "version": f"custom.{digest}"})
+
+
 def parse_template(data: dict[str, Any]) -> JudgeTemplate:
     """A template from its fields, checking each text names the fields it must."""
     for key, needed in _FIELDS.items():
