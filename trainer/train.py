@@ -1,0 +1,210 @@
+"""Reward-model, DPO and KTO training on TRL's trainers: datasets in, a model folder out.
+
+Independent of the web app and the database, so the same code runs standalone
+(`arbiter train`), as a job (`trainer.job`), and under `accelerate launch` on many GPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
+
+from trainer.config import TrainSpec
+
+log = logging.getLogger(__name__)
+
+# Called with (step, total steps, latest logged metrics); returning True stops training.
+ProgressHook = Callable[[int, int, dict[str, float]], bool]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the model went and the final metrics."""
+
+    model_dir: Path
+    metrics: dict[str, float]
+    stopped_early: bool
+
+
+class _Progress(TrainerCallback):  # type: ignore[misc]
+    def __init__(self, hook: ProgressHook | None) -> None:
+        self.hook = hook
+        self.stopped = False
+
+    def _report(self, state: TrainerState, control: TrainerControl, logs: dict[str, float]) -> None:
+        if self.hook is not None and self.hook(state.global_step, state.max_steps, logs):
+            self.stopped = True
+            control.should_training_stop = True
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._report(state, control, dict(logs or {}))
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._report(state, control, {})
+
+
+def _common_args(spec: TrainSpec, out_dir: Path, has_eval: bool) -> dict[str, Any]:
+    on_gpu = torch.cuda.is_available()
+    args: dict[str, Any] = {
+        "output_dir": str(out_dir / "checkpoints"),
+        "report_to": "none",
+        "save_strategy": "no",
+        "eval_strategy": "epoch" if has_eval else "no",
+        "logging_steps": spec.logging_steps,
+        "per_device_train_batch_size": spec.batch_size,
+        "per_device_eval_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.gradient_accumulation_steps,
+        "num_train_epochs": spec.epochs,
+        "learning_rate": spec.learning_rate,
+        "seed": spec.seed,
+        "max_length": spec.max_length,
+        "use_cpu": not on_gpu,
+        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+    }
+    return {**args, **spec.extra}
+
+
+class _LengthGrouped:
+    """Batches of similar length (shuffled anew each epoch), from the tokenized rows' lengths.
+
+    transformers infers lengths only from an `input_ids` column; TRL's preference datasets
+    hold `prompt_ids`, `chosen_ids`, ... instead, so the lengths are computed here.
+    """
+
+    arbiter_lengths: list[int] | None = None
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.arbiter_lengths is None:
+            return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
+        args: Any = self.args  # type: ignore[attr-defined]
+        return LengthGroupedSampler(
+            args.train_batch_size * args.gradient_accumulation_steps, lengths=self.arbiter_lengths
+        )
+
+
+class _RewardTrainer(_LengthGrouped, RewardTrainer):  # type: ignore[misc]
+    pass
+
+
+class _DPOTrainer(_LengthGrouped, DPOTrainer):  # type: ignore[misc]
+    pass
+
+
+class _KTOTrainer(_LengthGrouped, KTOTrainer):  # type: ignore[misc]
+    pass
+
+
+def _group_by_length(trainer: Any) -> None:
+    dataset = trainer.train_dataset
+    id_columns = [c for c in dataset.column_names if c.endswith("ids")]
+    trainer.arbiter_lengths = [
+        sum(len(row[c]) for c in id_columns) for row in dataset.select_columns(id_columns)
+    ]
+
+
+def _peft_config(spec: TrainSpec) -> Any:
+    if spec.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=spec.lora.r,
+        lora_alpha=spec.lora.alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=spec.lora.target_modules,
+        task_type="SEQ_CLS" if spec.kind == "rm" else "CAUSAL_LM",
+    )
+
+
+def _tokenizer(model: str) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _trainer(
+    spec: TrainSpec,
+    train: datasets.Dataset,
+    evaluation: datasets.Dataset | None,
+    out_dir: Path,
+    callback: TrainerCallback,
+) -> Any:
+    tokenizer = _tokenizer(spec.model)
+    common = _common_args(spec, out_dir, evaluation is not None)
+    kwargs = {
+        "train_dataset": train,
+        "eval_dataset": evaluation,
+        "processing_class": tokenizer,
+        "callbacks": [callback],
+        "peft_config": _peft_config(spec),
+    }
+    dtype = torch.bfloat16 if common["bf16"] else torch.float32
+    if spec.kind == "rm":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            spec.model, num_labels=1, dtype=dtype
+        )
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return _RewardTrainer(model=model, args=RewardConfig(**common), **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype)
+    preference = {"beta": spec.beta, "precompute_ref_log_probs": spec.precompute_ref_log_probs}
+    if spec.kind == "dpo":
+        config = DPOConfig(**common, **preference, loss_type=spec.loss_type)
+        return _DPOTrainer(model=model, args=config, **kwargs)
+    config = KTOConfig(
+        **common,
+        **preference,
+        desirable_weight=spec.desirable_weight,
+        undesirable_weight=spec.undesirable_weight,
+    )
+    return _KTOTrainer(model=model, args=config, **kwargs)
+
+
+def run_training(
+    spec: TrainSpec,
+    train: datasets.Dataset,
+    evaluation: datasets.Dataset | None,
+    out_dir: str | Path,
+    on_progress: ProgressHook | None = None,
+) -> TrainResult:
+    """Train, evaluate, and save the model (and tokenizer) to `out_dir/model`."""
+    out_dir = Path(out_dir)
+    callback = _Progress(on_progress)
+    trainer = _trainer(spec, train, evaluation, out_dir, callback)
+    if spec.group_by_length:
+        _group_by_length(trainer)
+    output = trainer.train()
+    metrics = {k: float(v) for k, v in output.metrics.items() if isinstance(v, int | float)}
+    if evaluation is not None and not callback.stopped:
+        metrics |= {k: float(v) for k, v in trainer.evaluate().items()}
+    model_dir = out_dir / "model"
+    trainer.save_model(str(model_dir))
+    trainer.processing_class.save_pretrained(str(model_dir))
+    return TrainResult(model_dir, metrics, callback.stopped)
