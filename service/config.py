@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Workers: extra vllm.LLM arguments, as JSON, e.g. {"tensor_parallel_size": 2}.',
     )
+    artifacts_dir: Path = Field(
+        default=Path("artifacts"),
+        description="Training workers: where each job's folder (model, metrics, manifest) goes.",
+    )
     openai_api_key: str | None = Field(
         default=None, description="Workers: bearer token for the openai backend's server."
     )

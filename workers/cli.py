@@ -11,7 +11,7 @@ from service.db import make_engine, make_session_factory
 from service.models import JobKind
 from workers.backends import BackendCache
 from workers.judge_job import JudgeHandler
-from workers.runner import Worker
+from service.worker import Worker
 
 
 def judge(

@@ -14,7 +14,7 @@ from workers.backends import BackendCache
 from workers.judge import Judge, JudgeSettings
 from workers.models import ModelNotFound
 from workers.prompts import JudgeTemplate, TemplateError, custom_template, load_template
-from workers.runner import JobConfigError
+from service.worker import JobConfigError
 
 
 def judge_settings(config: dict[str, Any]) -> JudgeSettings:

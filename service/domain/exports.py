@@ -54,6 +54,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("item_id", pa.int64()),
             ("source", pa.string()),
             ("n_votes", pa.int64()),
+            ("label_ids", pa.list_(pa.int64())),
             ("agreement", pa.float64()),
             ("strength", pa.float64()),
             ("confidence", pa.float64()),
@@ -67,6 +68,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("item_id", pa.int64()),
             ("source", pa.string()),
             ("n_votes", pa.int64()),
+            ("label_ids", pa.list_(pa.int64())),
             ("agreement", pa.float64()),
             ("confidence", pa.float64()),
         ]
@@ -109,6 +111,7 @@ class _Label:
     value: dict[str, Any]
     voter_id: int  # annotator id; minus the job id for an AI label
     origin: str  # "annotation", "import" or "ai"
+    label_id: int
     confidence: float | None = None
 
 
@@ -155,7 +158,7 @@ def _human_labels(session: Session, project_id: int, opts: ExportOptions) -> Ite
         query.order_by(HumanLabel.item_id, HumanLabel.id).execution_options(yield_per=2000)
     ):
         origin = "import" if label.origin == LabelOrigin.imported else "annotation"
-        yield _Label(label.item_id, label.kind, label.value, label.annotator_id, origin)
+        yield _Label(label.item_id, label.kind, label.value, label.annotator_id, origin, label.id)
 
 
 def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterator[_Label]:
@@ -175,7 +178,9 @@ def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterat
     for label in session.scalars(
         query.order_by(AILabel.item_id, AILabel.id).execution_options(yield_per=2000)
     ):
-        yield _Label(label.item_id, label.kind, label.value, -label.job_id, "ai", label.confidence)
+        yield _Label(
+            label.item_id, label.kind, label.value, -label.job_id, "ai", label.id, label.confidence
+        )
 
 
 def _label_batches(
@@ -236,19 +241,25 @@ def _unit_rows(
         return
     if opts.aggregate == "majority":
         # The strength of a majority row: the mean strength of the votes that made it.
-        backing = [v.strength for v in votes if v.verdict == agreed.verdict and v.strength]
-        verdicts = [(agreed, sum(backing) / len(backing) if backing else None)]
+        backing = [v for v in votes if v.verdict == agreed.verdict]
+        strengths = [v.strength for v in backing if v.strength]
+        verdicts = [(agreed, sum(strengths) / len(strengths) if strengths else None, backing)]
     else:
         verdicts = [
-            (Consensus(v.verdict, agreed.agreement, agreed.n_votes), v.strength) for v in votes
+            (Consensus(v.verdict, agreed.agreement, agreed.n_votes), v.strength, [v]) for v in votes
         ]
     prompt = texts.prompt[unit.item_id]
-    for verdict, strength in verdicts:
+    for verdict, strength, voters in verdicts:
         if verdict.verdict is None or verdict.verdict == TIE:
             summary.ties_skipped += 1
             continue
         confident = [v.confidence for v in votes if v.verdict == verdict.verdict and v.confidence]
-        base = {"item_id": unit.item_id, "source": votes[0].source, "n_votes": verdict.n_votes}
+        base = {
+            "item_id": unit.item_id,
+            "source": votes[0].source,
+            "n_votes": verdict.n_votes,
+            "label_ids": sorted(v.label_id for v in voters),
+        }
         confidence = sum(confident) / len(confident) if confident else None
         if unit.lo == unit.hi:
             yield {
@@ -322,6 +333,7 @@ def export_rows(
                 texts.slots[label.item_id],
                 label.voter_id,
             ):
+                vote = replace(vote, label_id=label.label_id)
                 if label.origin == "ai":
                     vote = replace(vote, source="ai", confidence=label.confidence)
                 by_item[label.item_id][vote.unit].append(vote)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service import queue
 from service.db import begin_write
+from service.domain.exports import ExportOptions, ExportSummary, export_rows
 from service.domain.projects import get_project
 from service.errors import Conflict, Invalid, NotFound
 from service.models import (
     AILabel,
+    FeedbackKind,
     Import,
     Item,
     Job,
@@ -121,6 +125,111 @@ def start_judge_job(
     )
     session.commit()
     return job
+
+
+def _train_rows(session: Session, project: Project, config: dict[str, Any]) -> int:
+    """How many export rows the training data filters select."""
+    data = config["data"]
+    opts = ExportOptions(
+        format="kto" if config["method"] == "kto" else "dpo",
+        source=data["source"],
+        include_imported=data["include_imported"],
+        min_agreement=data.get("min_agreement"),
+        min_votes=data["min_votes"],
+        tag=data.get("tag"),
+        min_confidence=data.get("min_confidence"),
+        position_consistent_only=data["position_consistent_only"],
+        judge_job_id=data.get("judge_job_id"),
+    )
+    try:
+        return sum(1 for _ in export_rows(session, project, opts, ExportSummary()))
+    except Invalid as exc:
+        raise Invalid(exc.message, f"config.data.{exc.field}") from exc
+
+
+def start_train_job(
+    session: Session, *, project_id: int, config: dict[str, Any], created_by_id: int
+) -> Job:
+    """Create a training job after checking everything that can fail before training starts."""
+    if not _loadable(config["model"]) or config["model"] in PACKAGED_MODELS:
+        raise Invalid(f"no model folder (with config.json) at {config['model']!r}", "config.model")
+    begin_write(session)
+    project = get_project(session, project_id)
+    method = config["method"]
+    if method == "kto" and project.kind != FeedbackKind.binary:
+        raise Invalid(
+            f"kto trains on binary (up/down) labels; project {project.name!r} is "
+            f"{project.kind.value}: use rm or dpo",
+            "config.method",
+        )
+    if method != "kto" and project.kind == FeedbackKind.binary:
+        raise Invalid(
+            f"{method} trains on preference pairs; a binary project trains kto", "config.method"
+        )
+    rows = _train_rows(session, project, config)
+    if rows < config["min_pairs"]:
+        raise Invalid(
+            f"the data filters select {rows} rows; this job needs at least {config['min_pairs']}",
+            "config.data",
+        )
+    job = Job(
+        kind=JobKind.train,
+        project_id=project.id,
+        config=config,
+        total_units=1,
+        created_by_id=created_by_id,
+    )
+    session.add(job)
+    session.flush()
+    queue.enqueue(session, job, [{"rows": rows}], max_attempts=config["max_attempts"])
+    session.commit()
+    return job
+
+
+Json = dict[str, Any] | None
+
+
+def job_artifacts(job: Job) -> tuple[Path, list[tuple[str, int]], Json, Json]:
+    """A finished training job's folder, its files, manifest and metrics."""
+    folder = (job.metrics or {}).get("artifacts_dir")
+    if job.kind != JobKind.train:
+        raise NotFound(
+            f"job {job.id} is a {job.kind.value} job; only training jobs leave artifacts", "job_id"
+        )
+    if not folder or not Path(folder).is_dir():
+        raise Conflict(f"job {job.id} has no artifacts yet (it is {job.status.value})", "job_id")
+    root = Path(folder)
+    files = sorted(
+        (str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()
+    )
+
+    def read(name: str) -> Json:
+        path = root / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return root, files, read("manifest.json"), read("metrics.json")
+
+
+def report_progress(session: Session, job_id: int, metrics: dict[str, Any]) -> JobStatus:
+    """Replace a running job's metrics (progress, losses); returns the job's status."""
+    begin_write(session)
+    session.execute(update(Job).where(Job.id == job_id).values(metrics=metrics))
+    status = session.scalar(select(Job.status).where(Job.id == job_id))
+    session.commit()
+    return JobStatus(status)
+
+
+def record_job_result(
+    session: Session, worker_id: str, job_id: int, unit_ids: list[int], metrics: dict[str, Any]
+) -> bool:
+    """Ack a job's work with its final metrics, if the worker still holds it."""
+    begin_write(session)
+    held = queue.complete(session, worker_id, unit_ids)
+    if held:
+        session.execute(update(Job).where(Job.id == job_id).values(metrics=metrics))
+        queue.settle_job(session, job_id)
+    session.commit()
+    return bool(held)
 
 
 def get_job(session: Session, job_id: int) -> Job:

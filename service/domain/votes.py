@@ -35,6 +35,7 @@ class Vote:
     strength: int | None = None
     source: str = "human"  # or "ai"
     confidence: float | None = None  # an AI judge's confidence in its verdict
+    label_id: int = 0  # the label (human or AI, per `source`) that cast it
 
 
 def _pair_vote(

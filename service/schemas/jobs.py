@@ -98,7 +98,79 @@ class JudgeJobIn(RequestBody):
     config: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
-JobIn = Annotated[JudgeJobIn, Field(discriminator="kind")]
+class TrainData(RequestBody):
+    """Which labels train the model: the export's filters."""
+
+    source: Literal["human", "ai", "both"] = "human"
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    min_votes: int = Field(default=1, ge=1, le=1000)
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    position_consistent_only: bool = False
+    judge_job_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    include_imported: bool = True
+    tag: NoNulStr | None = Field(default=None, max_length=200)
+
+
+class LoraIn(RequestBody):
+    """LoRA adapters (peft) instead of full fine-tuning."""
+
+    r: int = Field(default=16, ge=1, le=1024)
+    alpha: int = Field(default=32, ge=1, le=4096)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+
+
+class TrainConfig(RequestBody):
+    """A training run: method, base model, hyperparameters and data filters."""
+
+    method: Literal["rm", "dpo", "kto"]
+    model: NoNulStr = Field(min_length=1, max_length=500, description="A local model folder.")
+    learning_rate: float = Field(default=5e-6, gt=0, le=1)
+    epochs: float = Field(default=1.0, gt=0, le=100)
+    batch_size: int = Field(default=8, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    max_length: int = Field(default=1024, ge=8, le=131072)
+    beta: float = Field(default=0.1, gt=0, le=100, description="DPO / KTO temperature.")
+    loss_type: Literal[
+        "sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero"
+    ] = "sigmoid"
+    desirable_weight: float = Field(default=1.0, gt=0, le=100, description="KTO lambda_D.")
+    undesirable_weight: float = Field(default=1.0, gt=0, le=100, description="KTO lambda_U.")
+    lora: LoraIn | None = None
+    precompute_ref_log_probs: bool = True
+    group_by_length: bool = True
+    eval_fraction: float = Field(default=0.1, ge=0, lt=1)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    min_pairs: int = Field(default=8, ge=1, description="Refuse to start with fewer rows.")
+    max_attempts: int = Field(default=1, ge=1, le=10)
+    data: TrainData = Field(default_factory=TrainData)
+
+
+class TrainJobIn(RequestBody):
+    """Train a reward model, or a policy with DPO or KTO, on a project's labels."""
+
+    kind: Literal["train"]
+    project_id: int = Field(ge=1, le=2**31 - 1)
+    config: TrainConfig
+
+
+JobIn = Annotated[JudgeJobIn | TrainJobIn, Field(discriminator="kind")]
+
+
+class ArtifactFile(BaseModel):
+    """A file a job left."""
+
+    path: str
+    bytes: int
+
+
+class ArtifactsOut(BaseModel):
+    """A finished training job's folder: the model, metrics.json and manifest.json."""
+
+    job_id: int
+    directory: str
+    files: list[ArtifactFile]
+    manifest: dict[str, Any] | None
+    metrics: dict[str, Any] | None
 
 
 class JobProgress(BaseModel):

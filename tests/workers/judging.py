@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.models import JobKind
+from service.worker import Worker
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, make_project
 from workers.judge_job import JudgeHandler
-from workers.runner import Worker
 
 PAIRS = [
     {"prompt": f"What is {n} plus {n}?", "responses": [f"It is {2 * n}.", "I don't know."]}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import queue
 from service.models import AIJudgment, AILabel, JobKind
+from service.worker import Worker
 from tests.conftest import Keys, TinyModels
 from tests.service.helpers import lease, submit
 from tests.workers.judging import (
@@ -29,7 +30,6 @@ from tests.workers.judging import (
     start_job,
 )
 from workers.judge_job import JudgeHandler
-from workers.runner import Worker
 
 HUMAN_B = {"kind": "pairwise", "choice": "b"}
 

@@ -11,7 +11,7 @@ from service.domain import jobs as domain
 from service.domain.pagination import decode_cursor, next_cursor
 from service.models import Job, JobKind, JobStatus
 from service.schemas.common import Page
-from service.schemas.jobs import JobIn, JobOut, JobProgress
+from service.schemas.jobs import ArtifactFile, ArtifactsOut, JobIn, JobOut, JobProgress
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -42,7 +42,8 @@ def _outs(session: Session, jobs: list[Job]) -> list[JobOut]:
 
 
 def _start(session: Session, body: JobIn, user_id: int) -> JobOut:
-    job = domain.start_judge_job(
+    start = domain.start_judge_job if body.kind == "judge" else domain.start_train_job
+    job = start(
         session,
         project_id=body.project_id,
         config=body.config.model_dump(mode="json"),
@@ -96,6 +97,23 @@ async def get_job(job_id: JobId, _: RequireOperator, db: DbDep) -> JobOut:
 
 def _cancel(session: Session, job_id: int) -> JobOut:
     return _outs(session, [domain.cancel_job(session, job_id)])[0]
+
+
+def _artifacts(session: Session, job_id: int) -> ArtifactsOut:
+    root, files, manifest, metrics = domain.job_artifacts(domain.get_job(session, job_id))
+    return ArtifactsOut(
+        job_id=job_id,
+        directory=str(root),
+        files=[ArtifactFile(path=p, bytes=n) for p, n in files],
+        manifest=manifest,
+        metrics=metrics,
+    )
+
+
+@router.get("/{job_id}/artifacts")
+async def job_artifacts(job_id: JobId, _: RequireOperator, db: DbDep) -> ArtifactsOut:
+    """A finished training job's outputs: model files, metrics and the manifest."""
+    return await db.run(_artifacts, job_id)
 
 
 @router.post("/{job_id}/cancel")

@@ -1,5 +1,8 @@
 """The worker loop: claim a batch, run it, store the results with the ack, heartbeat meanwhile.
 
+Shared by every worker kind (the judge workers, the trainer's job adapter); it knows the
+queue, not what a batch does: a handler does that.
+
 Model calls happen outside any database transaction. A heartbeat thread keeps the batch's
 lease alive while the model runs; SIGTERM lets the current batch finish, then the worker
 exits. A batch that raises is given back (retried with backoff, dead after max_attempts);
