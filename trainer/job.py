@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -154,8 +155,9 @@ class TrainHandler:
             out,
             reporter,
         )
-        if reporter.cancelled:
+        if reporter.cancelled:  # a half-trained model is not an artifact
             log.info("job %s cancelled during training", job.id, extra={"job_id": job.id})
+            shutil.rmtree(out, ignore_errors=True)
             return
         metrics = {**reporter.metrics, "final": result.metrics}
         _write_json(out / "metrics.json", metrics)

@@ -196,7 +196,7 @@ def job_artifacts(job: Job) -> tuple[Path, list[tuple[str, int]], Json, Json]:
         raise NotFound(
             f"job {job.id} is a {job.kind.value} job; only training jobs leave artifacts", "job_id"
         )
-    if not folder or not Path(folder).is_dir():
+    if job.status != JobStatus.succeeded or not folder or not Path(folder).is_dir():
         raise Conflict(f"job {job.id} has no artifacts yet (it is {job.status.value})", "job_id")
     root = Path(folder)
     files = sorted(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.models import Job, JobKind, JobStatus
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, jsonl, lease, make_project, submit
 
@@ -52,6 +55,7 @@ EXPECTED: dict[Route, tuple[int, int, int, int, int]] = {
     ("GET",    "/v1/jobs"):                             (401, 401, 200,   200,  403),
     ("GET",    "/v1/jobs/{job_id}"):                    (401, 401, 200,   200,  403),
     ("POST",   "/v1/jobs/{job_id}/cancel"):             (401, 401, 200,   200,  403),
+    ("GET",    "/v1/jobs/{job_id}/artifacts"):          (401, 401, 200,   200,  403),
     ("GET",    "/v1/projects/{project_id}/reports/judges"):
                                                         (401, 401, 200,   200,  403),
 }
@@ -71,6 +75,7 @@ class World:
     import_id: int
     victim_key_id: int
     revoked_key: str
+    train_job_id: int
     made: dict[str, int] = field(default_factory=dict)
 
     def key_of(self, caller: str) -> str:
@@ -96,7 +101,9 @@ class World:
 
 
 @pytest.fixture
-def world(client: TestClient, keys: Keys) -> World:
+def world(
+    client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tmp_path: Path
+) -> World:
     # overlap 5: every role can lease every item.
     project_id = make_project(client, keys, "pairwise", overlap=5)
     imported = import_rows(client, keys, project_id, PAIRS)
@@ -114,7 +121,27 @@ def world(client: TestClient, keys: Keys) -> World:
         import_id=int(imported.json()["id"]),
         victim_key_id=int(victim.json()["id"]),
         revoked_key=revoked.json()["key"],
+        train_job_id=_finished_training_job(session_factory, project_id, tmp_path),
     )
+
+
+def _finished_training_job(factory: sessionmaker[Session], project_id: int, root: Path) -> int:
+    """A succeeded training job with an artifact folder, as a train worker leaves one."""
+    folder = root / "job-artifacts"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"job_id": 0}')
+    with factory() as session:
+        job = Job(
+            kind=JobKind.train,
+            project_id=project_id,
+            status=JobStatus.succeeded,
+            config={"method": "dpo"},
+            total_units=1,
+            metrics={"artifacts_dir": str(folder)},
+        )
+        session.add(job)
+        session.commit()
+        return job.id
 
 
 @dataclass
@@ -184,6 +211,9 @@ REQUESTS: dict[Route, Callable[[World, str], Call]] = {
     ("GET", "/v1/jobs"): lambda w, c: Call("/v1/jobs", params={"project_id": w.project_id}),
     ("GET", "/v1/jobs/{job_id}"): lambda w, c: Call(f"/v1/jobs/{w.new_job()}"),
     ("POST", "/v1/jobs/{job_id}/cancel"): lambda w, c: Call(f"/v1/jobs/{w.new_job()}/cancel"),
+    ("GET", "/v1/jobs/{job_id}/artifacts"): lambda w, c: Call(
+        f"/v1/jobs/{w.train_job_id}/artifacts"
+    ),
     ("GET", "/v1/projects/{project_id}/reports/judges"): lambda w, c: Call(
         f"/v1/projects/{w.project_id}/reports/judges"
     ),
