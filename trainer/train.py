@@ -25,7 +25,12 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DPOTrainer
+from trl.trainer.kto_config import KTOConfig
+from trl.trainer.kto_trainer import KTOTrainer
+from trl.trainer.reward_config import RewardConfig
+from trl.trainer.reward_trainer import RewardTrainer
 
 from trainer.config import TrainSpec
 
@@ -44,7 +49,7 @@ class TrainResult:
     stopped_early: bool
 
 
-class _Progress(TrainerCallback):  # type: ignore[misc]
+class _Progress(TrainerCallback):
     def __init__(self, hook: ProgressHook | None) -> None:
         self.hook = hook
         self.stopped = False
@@ -109,15 +114,15 @@ class _LengthGrouped:
         )
 
 
-class _RewardTrainer(_LengthGrouped, RewardTrainer):  # type: ignore[misc]
+class _RewardTrainer(_LengthGrouped, RewardTrainer):
     pass
 
 
-class _DPOTrainer(_LengthGrouped, DPOTrainer):  # type: ignore[misc]
+class _DPOTrainer(_LengthGrouped, DPOTrainer):
     pass
 
 
-class _KTOTrainer(_LengthGrouped, KTOTrainer):  # type: ignore[misc]
+class _KTOTrainer(_LengthGrouped, KTOTrainer):
     pass
 
 
@@ -174,17 +179,21 @@ def _trainer(
         model.config.pad_token_id = tokenizer.pad_token_id
         return _RewardTrainer(model=model, args=RewardConfig(**common), **kwargs)
     model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype)
-    preference = {"beta": spec.beta, "precompute_ref_log_probs": spec.precompute_ref_log_probs}
+    preference: dict[str, Any] = {
+        "beta": spec.beta,
+        "precompute_ref_log_probs": spec.precompute_ref_log_probs,
+    }
     if spec.kind == "dpo":
-        config = DPOConfig(**common, **preference, loss_type=spec.loss_type)
-        return _DPOTrainer(model=model, args=config, **kwargs)
-    config = KTOConfig(
+        loss_type: Any = spec.loss_type  # TRL types it as a list; one name is accepted too
+        dpo = DPOConfig(**common, **preference, loss_type=loss_type)
+        return _DPOTrainer(model=model, args=dpo, **kwargs)
+    kto = KTOConfig(
         **common,
         **preference,
         desirable_weight=spec.desirable_weight,
         undesirable_weight=spec.undesirable_weight,
     )
-    return _KTOTrainer(model=model, args=config, **kwargs)
+    return _KTOTrainer(model=model, args=kto, **kwargs)
 
 
 def run_training(

@@ -9,9 +9,9 @@ import typer
 from service.config import get_settings
 from service.db import make_engine, make_session_factory
 from service.models import JobKind
+from service.worker import Worker
 from workers.backends import BackendCache
 from workers.judge_job import JudgeHandler
-from service.worker import Worker
 
 
 def judge(

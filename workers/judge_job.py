@@ -10,11 +10,11 @@ from service import queue
 from service.config import Settings
 from service.domain.judgments import JudgeIdentity, job_config, load_judge_items, record_judge_batch
 from service.models import JobStatus
+from service.worker import JobConfigError
 from workers.backends import BackendCache
 from workers.judge import Judge, JudgeSettings
 from workers.models import ModelNotFound
 from workers.prompts import JudgeTemplate, TemplateError, custom_template, load_template
-from service.worker import JobConfigError
 
 
 def judge_settings(config: dict[str, Any]) -> JudgeSettings:

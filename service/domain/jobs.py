@@ -216,7 +216,7 @@ def report_progress(session: Session, job_id: int, metrics: dict[str, Any]) -> J
     session.execute(update(Job).where(Job.id == job_id).values(metrics=metrics))
     status = session.scalar(select(Job.status).where(Job.id == job_id))
     session.commit()
-    return JobStatus(status)
+    return status if status is not None else JobStatus.cancelled  # a deleted job: stop
 
 
 def record_job_result(

@@ -66,7 +66,8 @@ class TransformersBackend:
             raise ValueError("judge prompts need at least two tokens")
         hidden = self._last_hidden(prompts)
         logits = self.model.get_output_embeddings()(hidden).float()
-        return torch.log_softmax(logits, dim=-1)[:, list(choices)].tolist()  # type: ignore[no-any-return]
+        rows: list[list[float]] = torch.log_softmax(logits, dim=-1)[:, list(choices)].tolist()
+        return rows
 
     def _last_hidden(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
         """The final hidden state at each prompt's last token, sharing prefixes.
