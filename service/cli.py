@@ -188,3 +188,7 @@ def main() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _add_plugin_commands()
     app()
+
+
+if __name__ == "__main__":
+    main()
