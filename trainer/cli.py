@@ -42,6 +42,7 @@ def train(
     lora_r: Annotated[int, typer.Option(help="LoRA rank; 0 trains all weights")] = 0,
     precompute_ref_log_probs: bool = True,
     group_by_length: bool = True,
+    bf16: Annotated[bool, typer.Option(help="Mixed precision where the hardware has bf16")] = True,
     eval_fraction: float = 0.1,
     seed: int = 0,
 ) -> None:
@@ -60,6 +61,7 @@ def train(
         lora=LoraSpec(r=lora_r, alpha=2 * lora_r) if lora_r else None,
         precompute_ref_log_probs=precompute_ref_log_probs,
         group_by_length=group_by_length,
+        bf16=bf16,
         eval_fraction=eval_fraction,
         seed=seed,
     )

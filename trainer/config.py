@@ -24,8 +24,10 @@ class TrainSpec:
     """A training run: the method, the base model, and its hyperparameters.
 
     Arbiter's speed defaults differ from TRL's: reference log-probs are computed once before
-    training (`precompute_ref_log_probs`), and batches group sequences of similar length
-    (`group_by_length`), so little compute goes to padding.
+    training (`precompute_ref_log_probs`), batches group sequences of similar length
+    (`group_by_length`), so little compute goes to padding, and bf16 mixed precision is on
+    wherever the hardware has native bf16 (`bf16`; TRL uses it on GPUs only when asked, and
+    never on CPUs).
     """
 
     kind: TrainKind
@@ -42,6 +44,7 @@ class TrainSpec:
     lora: LoraSpec | None = None
     precompute_ref_log_probs: bool = True
     group_by_length: bool = True
+    bf16: bool = True  # mixed precision where the hardware runs bf16 natively
     eval_fraction: float = 0.1
     seed: int = 0
     logging_steps: int = 5

@@ -53,6 +53,7 @@ def spec_from_config(config: dict[str, Any]) -> TrainSpec:
         lora=LoraSpec(r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"]) if lora else None,
         precompute_ref_log_probs=config["precompute_ref_log_probs"],
         group_by_length=config["group_by_length"],
+        bf16=config.get("bf16", True),
         eval_fraction=config["eval_fraction"],
         seed=config["seed"],
     )

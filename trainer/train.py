@@ -75,6 +75,13 @@ class _Progress(TrainerCallback):
         self._report(state, control, {})
 
 
+def bf16_supported() -> bool:
+    """bf16 mixed precision pays: a GPU with bf16, or a CPU with native bf16 (AVX512-BF16, AMX)."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _common_args(spec: TrainSpec, out_dir: Path, has_eval: bool) -> dict[str, Any]:
     on_gpu = torch.cuda.is_available()
     args: dict[str, Any] = {
@@ -91,7 +98,7 @@ def _common_args(spec: TrainSpec, out_dir: Path, has_eval: bool) -> dict[str, An
         "seed": spec.seed,
         "max_length": spec.max_length,
         "use_cpu": not on_gpu,
-        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "bf16": spec.bf16 and bf16_supported(),
     }
     return {**args, **spec.extra}
 
@@ -171,7 +178,8 @@ def _trainer(
         "callbacks": [callback],
         "peft_config": _peft_config(spec),
     }
-    dtype = torch.bfloat16 if common["bf16"] else torch.float32
+    # Weights stay float32 on the CPU (bf16 there is autocast); GPUs load them in bf16.
+    dtype = torch.bfloat16 if common["bf16"] and torch.cuda.is_available() else torch.float32
     if spec.kind == "rm":
         model = AutoModelForSequenceClassification.from_pretrained(
             spec.model, num_labels=1, dtype=dtype
