@@ -196,9 +196,6 @@ def test_parquet_export_loads_with_datasets(client: TestClient, keys: Keys, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not HH_SAMPLE.exists(), reason="../shared/data/hh-rlhf-harmless-sample.jsonl is absent"
-)
 @pytest.mark.parametrize("file", ["jsonl", "parquet"])
 @pytest.mark.parametrize("trainer", ["dpo", "reward"])
 def test_hh_rlhf_export_goes_through_trl_dataset_preparation(

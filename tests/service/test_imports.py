@@ -184,9 +184,6 @@ def test_the_report_can_be_read_back(client: TestClient, keys: Keys) -> None:
     assert again.json() == report
 
 
-@pytest.mark.skipif(
-    not HH_SAMPLE.exists(), reason="../shared/data/hh-rlhf-harmless-sample.jsonl is absent"
-)
 def test_the_hh_rlhf_sample_imports_every_line_as_a_pair_with_its_label(
     client: TestClient, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
