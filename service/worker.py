@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import queue
+from service.config import Settings
+from service.db import make_engine, make_session_factory
 from service.models import JobKind
 
 log = logging.getLogger(__name__)
@@ -146,3 +148,32 @@ class _Heartbeat(threading.Thread):
         """Stop beating and wait for the thread."""
         self.done.set()
         self.join(timeout=5)
+
+
+def run_worker_process(
+    kind: JobKind,
+    handler: BatchHandler,
+    settings: Settings,
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    poll_seconds: float,
+    batch_size: int | None,
+    exit_when_idle: bool,
+) -> tuple[str, int]:
+    """A worker process's life (the `arbiter worker ...` commands): connect, handle signals,
+    work; returns the worker's id and the batches it handled."""
+    factory = make_session_factory(
+        make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    )
+    worker = Worker(
+        factory,
+        kind,
+        handler,
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        batch_size=batch_size,
+    )
+    worker.install_signal_handlers()
+    return worker.worker_id, worker.run(exit_when_idle=exit_when_idle)

@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 
 from service.config import get_settings
-from service.db import make_engine, make_session_factory
 from service.models import JobKind
-from service.worker import Worker
+from service.worker import run_worker_process
 from trainer.config import DPO_LOSSES, LoraSpec, SpecError, TrainKind, TrainSpec, check_spec
 from trainer.formats import (
     DataError,
@@ -114,18 +113,14 @@ def worker_train(
 ) -> None:
     """Claim training jobs from the database and run them, one at a time."""
     settings = get_settings()
-    factory = make_session_factory(
-        make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    )
-    worker = Worker(
-        factory,
+    name, jobs = run_worker_process(
         JobKind.train,
         TrainHandler(settings),
+        settings,
         worker_id=worker_id,
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
         batch_size=1,
+        exit_when_idle=exit_when_idle,
     )
-    worker.install_signal_handlers()
-    jobs = worker.run(exit_when_idle=exit_when_idle)
-    typer.echo(f"worker {worker.worker_id} stopped after {jobs} jobs")
+    typer.echo(f"worker {name} stopped after {jobs} jobs")

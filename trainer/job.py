@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import queue
 from service.config import Settings
 from service.db import utcnow
-from service.domain.exports import ExportOptions, ExportSummary, export_rows
-from service.domain.jobs import record_job_result, report_progress
+from service.domain.exports import ExportSummary, export_rows
+from service.domain.jobs import record_job_result, report_progress, train_export_options
 from service.models import Job, JobStatus, Project
 from service.worker import JobConfigError
 from trainer.config import LoraSpec, SpecError, TrainSpec, check_spec
@@ -61,16 +61,8 @@ def spec_from_config(config: dict[str, Any]) -> TrainSpec:
 
 def job_rows(session: Session, job: Job) -> list[dict[str, Any]]:
     """The job's training rows, read through the export with the job's data filters."""
-    config, data = job.config, job.config["data"]
-    opts = ExportOptions(
-        format="kto" if config["method"] == "kto" else "dpo",
-        **{k: data.get(k) for k in ("source", "min_agreement", "tag", "min_confidence")},
-        min_votes=data["min_votes"],
-        include_imported=data["include_imported"],
-        position_consistent_only=data["position_consistent_only"],
-        judge_job_id=data.get("judge_job_id"),
-    )
     project = session.get_one(Project, job.project_id)
+    opts = train_export_options(job.config)
     return list(export_rows(session, project, opts, ExportSummary()))
 
 

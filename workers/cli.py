@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from service.config import get_settings
-from service.db import make_engine, make_session_factory
 from service.models import JobKind
-from service.worker import Worker
+from service.worker import run_worker_process
 from workers.backends import BackendCache
 from workers.judge_job import JudgeHandler
 
@@ -25,18 +24,14 @@ def judge(
 ) -> None:
     """Claim judge work from the database and label items with an LLM judge."""
     settings = get_settings()
-    factory = make_session_factory(
-        make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    )
-    worker = Worker(
-        factory,
+    name, batches = run_worker_process(
         JobKind.judge,
         JudgeHandler(BackendCache(settings)),
+        settings,
         worker_id=worker_id,
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
         batch_size=batch_size,
+        exit_when_idle=exit_when_idle,
     )
-    worker.install_signal_handlers()
-    batches = worker.run(exit_when_idle=exit_when_idle)
-    typer.echo(f"worker {worker.worker_id} stopped after {batches} batches")
+    typer.echo(f"worker {name} stopped after {batches} batches")

@@ -127,10 +127,10 @@ def start_judge_job(
     return job
 
 
-def _train_rows(session: Session, project: Project, config: dict[str, Any]) -> int:
-    """How many export rows the training data filters select."""
+def train_export_options(config: dict[str, Any]) -> ExportOptions:
+    """The export a training job's config reads its rows through (its `data` filters)."""
     data = config["data"]
-    opts = ExportOptions(
+    return ExportOptions(
         format="kto" if config["method"] == "kto" else "dpo",
         source=data["source"],
         include_imported=data["include_imported"],
@@ -141,6 +141,11 @@ def _train_rows(session: Session, project: Project, config: dict[str, Any]) -> i
         position_consistent_only=data["position_consistent_only"],
         judge_job_id=data.get("judge_job_id"),
     )
+
+
+def _train_rows(session: Session, project: Project, config: dict[str, Any]) -> int:
+    """How many export rows the training data filters select."""
+    opts = train_export_options(config)
     try:
         return sum(1 for _ in export_rows(session, project, opts, ExportSummary()))
     except Invalid as exc:

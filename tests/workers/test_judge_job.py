@@ -34,6 +34,13 @@ from workers.judge_job import JudgeHandler
 HUMAN_B = {"kind": "pairwise", "choice": "b"}
 
 
+def label_b(client: TestClient, keys: Keys, project_id: int, n: int) -> None:
+    """An annotator labels the next n items: response B is better."""
+    for _ in range(n):
+        assignment = lease(client, keys.annotator, project_id).json()
+        assert submit(client, keys.annotator, assignment["id"], HUMAN_B).status_code == 201
+
+
 def test_a_pairwise_job_stores_both_orders_and_a_debiased_label_per_item(
     client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tiny_models: TinyModels
 ) -> None:
@@ -155,9 +162,7 @@ def test_ai_labels_export_as_dpo_rows_with_source_and_confidence_filters(
     confident = rows(source="ai", min_confidence=threshold)
     assert len(confident) == sum(lb.confidence >= threshold for lb in labels)
     # An annotator labels two items: with source=both their human rows stand, AI fills in.
-    for _ in range(2):
-        assignment = lease(client, keys.annotator, project_id).json()
-        assert submit(client, keys.annotator, assignment["id"], HUMAN_B).status_code == 201
+    label_b(client, keys, project_id, 2)
     both = rows(source="both")
     assert sorted(r["source"] for r in both) == ["ai"] * (len(PAIRS) - 2) + ["human"] * 2
     refused = client.get(
@@ -172,9 +177,7 @@ def test_the_judge_report_gives_bias_consistency_ties_and_human_agreement(
     project_id = project_with_items(client, keys, "pairwise")
     job = start_job(client, keys, project_id, model=str(tiny_models.causal_lm))
     run_judge_worker(session_factory)
-    for _ in range(3):
-        assignment = lease(client, keys.annotator, project_id).json()
-        assert submit(client, keys.annotator, assignment["id"], HUMAN_B).status_code == 201
+    label_b(client, keys, project_id, 3)
     response = client.get(
         f"/v1/projects/{project_id}/reports/judges", headers=Keys.auth(keys.operator)
     )
