@@ -111,7 +111,7 @@ def run_generated(
     start = time.perf_counter()
     texts: list[str] = []
     for i in range(0, len(prompts), 2 * batch):
-        texts.extend(backend.generate(prompts[i : i + 2 * batch], max_new_tokens))
+        texts.extend(c.text for c in backend.generate(prompts[i : i + 2 * batch], max_new_tokens))
     seconds = time.perf_counter() - start
     parsed = sum(bool(re.search(r"\[\[[ABC]\]\]", t)) for t in texts)
     generated = sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)

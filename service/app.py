@@ -11,6 +11,7 @@ from service.api.deps import Db
 from service.api.routes import (
     agreement,
     assignments,
+    constitutions,
     exports,
     health,
     imports,
@@ -34,6 +35,7 @@ ROUTERS = (
     agreement,
     exports,
     jobs,
+    constitutions,
     reports,
 )
 

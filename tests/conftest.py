@@ -21,7 +21,12 @@ from service.db import make_engine, make_session_factory
 from service.domain.auth import create_key
 from service.migrate import upgrade
 from service.models import Role
-from tests.support.tiny_models import build_causal_lm, build_sequence_classifier, build_tokenizer
+from tests.support.tiny_models import (
+    build_causal_lm,
+    build_reply_lm,
+    build_sequence_classifier,
+    build_tokenizer,
+)
 
 # Nothing in the suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,18 +158,20 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @dataclass(frozen=True)
 class TinyModels:
-    """Paths of the tiny causal LM and reward model built once per session."""
+    """Paths of the tiny models built once per session."""
 
-    causal_lm: Path
-    classifier: Path
+    causal_lm: Path  # random weights
+    classifier: Path  # random weights, one-output sequence classifier
+    reply_lm: Path  # trained to answer every chat turn with tiny_models.REPLY, then end it
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    """Build the tiny tokenizer, causal LM and sequence classifier once per session."""
+    """Build the tiny tokenizer and models once per session."""
     root = tmp_path_factory.mktemp("tiny_models")
     tokenizer = build_tokenizer(root / "tokenizer")
     return TinyModels(
         causal_lm=build_causal_lm(root / "causal_lm", tokenizer),
         classifier=build_sequence_classifier(root / "classifier", tokenizer),
+        reply_lm=build_reply_lm(root / "reply_lm", tokenizer),
     )

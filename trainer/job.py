@@ -72,8 +72,8 @@ def manifest(
     """What trained the model, exactly: label ids, data split, configuration, versions."""
     rows = train + held
 
-    def ids(source: str) -> list[int]:
-        return sorted({i for r in rows if r["source"] == source for i in r["label_ids"]})
+    def ids(*sources: str) -> list[int]:
+        return sorted({i for r in rows if r["source"] in sources for i in r["label_ids"]})
 
     return {
         "job_id": job.id,
@@ -88,7 +88,7 @@ def manifest(
             "train_prompts": len({r["prompt"] for r in train}),
             "eval_prompts": len({r["prompt"] for r in held}),
             "human_label_ids": ids("human"),
-            "ai_label_ids": ids("ai"),
+            "ai_label_ids": ids("ai", "constitution"),  # both are AI labels' ids
         },
         "versions": {p: metadata.version(p) for p in ("torch", "transformers", "trl", "peft")},
     }

@@ -111,7 +111,7 @@ class Judge:
         if self.settings.chain_of_thought:
             prompts = [tok.encode(t, add_special_tokens=False) for t in texts]
             generated = self.backend.generate(prompts, self.settings.cot_max_tokens)
-            rationales = [g.split(COT_VERDICT_CUE.strip())[0].strip() for g in generated]
+            rationales = [g.text.split(COT_VERDICT_CUE.strip())[0].strip() for g in generated]
             texts = [f"{t}{r}{COT_VERDICT_CUE}" for t, r in zip(texts, rationales, strict=True)]
         verdicts = [BINARY_VERDICTS if r.second < 0 else PAIR_VERDICTS for r in requests]
         if self.settings.chain_of_thought:  # after "Verdict:" the answer comes as " A"

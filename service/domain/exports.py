@@ -4,9 +4,11 @@ Labels are read in item order, a batch of items at a time, turned into votes and
 into one majority row per unit; ties are left out and counted. Rows go to a file on disk so
 exports of any size use bounded memory.
 
-Sources: human labels, AI labels (each judge job votes once per unit), or both, where an
-item's human labels, when it has any, stand and AI labels fill in the items humans have not
-labeled. AI labels can be filtered by confidence and by position consistency.
+Sources: human labels, AI labels (each judge or constitution job votes once per unit), or
+both, where an item's human labels, when it has any, stand and AI labels fill in the items
+humans have not labeled. AI labels can be filtered by confidence and by position consistency.
+Constitutional pairs (a revision over its original, made by a constitution job) are items of
+their own: exported as `source=constitution` rows, or left out, or alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from service.db import SelectT
 from service.domain.votes import TIE, Consensus, Unit, Vote, consensus, label_votes
 from service.errors import Invalid
 from service.models import (
@@ -32,16 +35,20 @@ from service.models import (
     HumanLabel,
     Item,
     ItemResponse,
+    Job,
+    JobKind,
     LabelOrigin,
     Project,
     Prompt,
     Response,
+    RevisionChain,
 )
 
 ExportFormat = Literal["dpo", "kto", "sft"]
 FileFormat = Literal["jsonl", "parquet"]
 Source = Literal["human", "ai", "both"]
 Aggregate = Literal["majority", "none"]
+Constitutional = Literal["include", "exclude", "only"]
 
 _ITEMS_PER_BATCH = 500
 
@@ -100,6 +107,7 @@ class ExportOptions:
     min_confidence: float | None = None  # AI labels below it are left out
     position_consistent_only: bool = False  # AI labels whose two orders disagree are left out
     judge_job_id: int | None = None  # only this judge job's AI labels
+    constitutional: Constitutional = "include"  # constitution jobs' (revision, original) pairs
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class _Label:
     origin: str  # "annotation", "import" or "ai"
     label_id: int
     confidence: float | None = None
+    source: str = "human"  # the rows' source: human, ai, or constitution
 
 
 @dataclass
@@ -146,8 +155,17 @@ def check_options(project: Project, opts: ExportOptions) -> None:
         raise Invalid("min_agreement must be between 0 and 1", "min_agreement")
 
 
+def _constitutional_items(query: SelectT, item_id: Any, opts: ExportOptions) -> SelectT:
+    """The query limited to constitutional pair items, or without them, as asked."""
+    if opts.constitutional == "include":
+        return query
+    is_pair = select(RevisionChain.id).where(RevisionChain.pair_item_id == item_id).exists()
+    return query.where(is_pair if opts.constitutional == "only" else ~is_pair)
+
+
 def _human_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterator[_Label]:
     query = select(HumanLabel).where(HumanLabel.project_id == project_id)
+    query = _constitutional_items(query, HumanLabel.item_id, opts)
     if not opts.include_imported:
         query = query.where(HumanLabel.origin == LabelOrigin.annotation)
     if opts.created_after is not None:
@@ -162,7 +180,12 @@ def _human_labels(session: Session, project_id: int, opts: ExportOptions) -> Ite
 
 
 def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterator[_Label]:
-    query = select(AILabel).where(AILabel.project_id == project_id)
+    query = (
+        select(AILabel, Job.kind)
+        .join(Job, Job.id == AILabel.job_id)
+        .where(AILabel.project_id == project_id)
+    )
+    query = _constitutional_items(query, AILabel.item_id, opts)
     if opts.judge_job_id is not None:
         query = query.where(AILabel.job_id == opts.judge_job_id)
     if opts.min_confidence is not None:
@@ -175,11 +198,19 @@ def _ai_labels(session: Session, project_id: int, opts: ExportOptions) -> Iterat
         query = query.where(AILabel.created_at >= opts.created_after)
     if opts.created_before is not None:
         query = query.where(AILabel.created_at < opts.created_before)
-    for label in session.scalars(
+    for label, job_kind in session.execute(
         query.order_by(AILabel.item_id, AILabel.id).execution_options(yield_per=2000)
     ):
+        source = "constitution" if job_kind == JobKind.constitution else "ai"
         yield _Label(
-            label.item_id, label.kind, label.value, -label.job_id, "ai", label.id, label.confidence
+            label.item_id,
+            label.kind,
+            label.value,
+            -label.job_id,
+            "ai",
+            label.id,
+            label.confidence,
+            source,
         )
 
 
@@ -335,7 +366,7 @@ def export_rows(
             ):
                 vote = replace(vote, label_id=label.label_id)
                 if label.origin == "ai":
-                    vote = replace(vote, source="ai", confidence=label.confidence)
+                    vote = replace(vote, source=label.source, confidence=label.confidence)
                 by_item[label.item_id][vote.unit].append(vote)
         for units in by_item.values():
             rows = [

@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service import queue
-from service.db import begin_write
+from service.db import SelectT, begin_write
 from service.domain.exports import ExportOptions, ExportSummary, export_rows
 from service.domain.projects import get_project
 from service.errors import Conflict, Invalid, NotFound
@@ -76,17 +76,18 @@ def check_model(config: dict[str, Any]) -> None:
         )
 
 
+def visible_items(query: SelectT, project_id: int) -> SelectT:
+    """`query` (which selects from items) limited to the project's items that jobs may see:
+    not those of an import still running (or failed)."""
+    return query.outerjoin(Import, Import.id == Item.import_id).where(
+        Item.project_id == project_id,
+        or_(Item.import_id.is_(None), Import.status.in_(("completed", "partial"))),
+    )
+
+
 def select_items(session: Session, project: Project, selector: dict[str, Any]) -> list[int]:
     """The ids of the project's items a job covers, in id order (items of running imports not)."""
-    query = (
-        select(Item.id, Item.tags)
-        .outerjoin(Import, Import.id == Item.import_id)
-        .where(
-            Item.project_id == project.id,
-            or_(Item.import_id.is_(None), Import.status.in_(("completed", "partial"))),
-        )
-        .order_by(Item.id)
-    )
+    query = visible_items(select(Item.id, Item.tags), project.id).order_by(Item.id)
     if selector.get("item_ids") is not None:
         query = query.where(Item.id.in_(selector["item_ids"]))
     if selector.get("skip_ai_labeled"):
@@ -140,6 +141,7 @@ def train_export_options(config: dict[str, Any]) -> ExportOptions:
         min_confidence=data.get("min_confidence"),
         position_consistent_only=data["position_consistent_only"],
         judge_job_id=data.get("judge_job_id"),
+        constitutional=data.get("constitutional", "include"),
     )
 
 

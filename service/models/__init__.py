@@ -1,5 +1,13 @@
 """Arbiter's tables, one module per aggregate; importing this registers them all."""
 
+from service.models.constitutions import (
+    ChainStatus,
+    Constitution,
+    Principle,
+    RevisionChain,
+    RevisionStep,
+    StepOutcome,
+)
 from service.models.imports import Import
 from service.models.items import Item, ItemResponse, Prompt, Response
 from service.models.jobs import (
@@ -23,6 +31,8 @@ __all__ = [
     "ApiKey",
     "Assignment",
     "AssignmentStatus",
+    "ChainStatus",
+    "Constitution",
     "FeedbackKind",
     "HumanLabel",
     "Import",
@@ -32,10 +42,14 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "LabelOrigin",
+    "Principle",
     "Project",
     "Prompt",
     "Response",
+    "RevisionChain",
+    "RevisionStep",
     "Role",
+    "StepOutcome",
     "User",
     "WorkStatus",
     "WorkUnit",

@@ -57,7 +57,7 @@ class AILabel(Base):
     kind: Mapped[FeedbackKind] = mapped_column(feedback_kind_type)
     value: Mapped[dict[str, Any]] = mapped_column(JSONType)
     scores: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    confidence: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)  # None: nobody measured it
     position_consistent: Mapped[bool | None] = mapped_column(Boolean)
     judge_model: Mapped[str] = mapped_column(String(500))
     judge_backend: Mapped[str] = mapped_column(String(50))

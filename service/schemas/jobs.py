@@ -48,8 +48,8 @@ class JudgeTemplateIn(RequestBody):
         return self
 
 
-class JudgeConfig(RequestBody):
-    """How to judge: backend, model, template, orders, chain of thought, batching."""
+class ModelConfig(RequestBody):
+    """Which LLM a worker loads: backend and model (and, for openai, the server)."""
 
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
     model: NoNulStr = Field(
@@ -68,6 +68,11 @@ class JudgeConfig(RequestBody):
         description="openai backend: the served model's tokenizer (packaged name or local "
         "folder), when `model` is not one",
     )
+
+
+class JudgeConfig(ModelConfig):
+    """How to judge: backend, model, template, orders, chain of thought, batching."""
+
     template: Name = Field(default="helpfulness", description="A judge template name.")
     custom_template: JudgeTemplateIn | None = Field(
         default=None, description="A template of the project's own, in place of `template`."
@@ -98,6 +103,86 @@ class JudgeJobIn(RequestBody):
     config: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
+class ResponseSelector(RequestBody):
+    """Which responses a constitution job revises: those of the selected items."""
+
+    item_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        default=None, max_length=30_000, description="Only these items' responses."
+    )
+    tag: NoNulStr | None = Field(default=None, max_length=200, description="Only items so tagged.")
+    positions: list[Annotated[int, Field(ge=0, le=49)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Only the responses at these positions of each item (0 is A); all by default.",
+    )
+    limit: int | None = Field(default=None, ge=1, le=10_000_000, description="At most this many.")
+    include_constitutional: bool = Field(
+        default=False, description="Also revise the responses of constitutional pair items."
+    )
+    skip_revised: bool = Field(
+        default=False, description="Leave out responses an earlier constitution job revised."
+    )
+
+
+class ConfirmIn(RequestBody):
+    """Ask the judge whether each revision beats its original; keep only pairs it confirms."""
+
+    template: Name = Field(default="harmlessness", description="A judge template name.")
+    rubric: NoNulStr | None = Field(default=None, max_length=20_000)
+    orders: Literal["both", "one"] = "both"
+    tie_band: float = Field(
+        default=0.05, ge=0, le=0.5, description="P(revision better) must exceed 0.5 + this."
+    )
+
+
+class ConstitutionConfig(ModelConfig):
+    """Critique -> revision chains: constitution, rounds, generation settings, outputs."""
+
+    constitution: Name = Field(default="arbiter-default", description="A constitution's name.")
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Latest if unset.")
+    principles: list[Name] | None = Field(
+        default=None, max_length=100, description="Sample only these principles (by name)."
+    )
+    rounds: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Critique -> revision rounds per response, each on a principle sampled "
+        "(seeded, without repeats while any is left); a round that yields no usable "
+        "revision ends the chain.",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    max_tokens: int = Field(
+        default=256, ge=1, le=8192, description="Most tokens generated per critique or revision."
+    )
+    temperature: float = Field(default=0.0, ge=0, le=2, description="0: greedy.")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    responses: ResponseSelector = Field(default_factory=ResponseSelector)
+    pairs_project_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="A pairwise project for the (revision, original) pairs; the job's own by "
+        "default, which must then be pairwise.",
+    )
+    confirm: ConfirmIn | None = Field(
+        default=None, description="Judge each revision against its original (the RLAIF step)."
+    )
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Responses per claimed batch.")
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class ConstitutionJobIn(RequestBody):
+    """Start critique -> revision chains over a project's responses."""
+
+    kind: Literal["constitution"]
+    project_id: int = Field(ge=1, le=2**31 - 1)
+    config: ConstitutionConfig = Field(default_factory=ConstitutionConfig)
+
+
+Constitutional = Literal["include", "exclude", "only"]
+
+
 class TrainData(RequestBody):
     """Which labels train the model: the export's filters."""
 
@@ -109,6 +194,9 @@ class TrainData(RequestBody):
     judge_job_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     include_imported: bool = True
     tag: NoNulStr | None = Field(default=None, max_length=200)
+    constitutional: Constitutional = Field(
+        default="include", description="Constitutional (revision > original) pairs: in, out, only."
+    )
 
 
 class LoraIn(RequestBody):
@@ -154,7 +242,7 @@ class TrainJobIn(RequestBody):
     config: TrainConfig
 
 
-JobIn = Annotated[JudgeJobIn | TrainJobIn, Field(discriminator="kind")]
+JobIn = Annotated[JudgeJobIn | ConstitutionJobIn | TrainJobIn, Field(discriminator="kind")]
 
 
 class ArtifactFile(BaseModel):

@@ -56,6 +56,14 @@ EXPECTED: dict[Route, tuple[int, int, int, int, int]] = {
     ("GET",    "/v1/jobs/{job_id}"):                    (401, 401, 200,   200,  403),
     ("POST",   "/v1/jobs/{job_id}/cancel"):             (401, 401, 200,   200,  403),
     ("GET",    "/v1/jobs/{job_id}/artifacts"):          (401, 401, 200,   200,  403),
+    ("GET",    "/v1/jobs/{job_id}/revisions"):          (401, 401, 200,   200,  403),
+    ("POST",   "/v1/constitutions"):                    (401, 401, 201,   201,  403),
+    ("GET",    "/v1/constitutions"):                    (401, 401, 200,   200,  200),
+    ("GET",    "/v1/constitutions/{name}"):             (401, 401, 200,   200,  200),
+    ("PUT",    "/v1/constitutions/{name}"):             (401, 401, 201,   201,  403),
+    ("GET",    "/v1/constitutions/{name}/versions"):    (401, 401, 200,   200,  200),
+    ("GET",    "/v1/constitutions/{name}/versions/{version}"):
+                                                        (401, 401, 200,   200,  200),
     ("GET",    "/v1/projects/{project_id}/reports/judges"):
                                                         (401, 401, 200,   200,  403),
 }
@@ -63,6 +71,7 @@ EXPECTED: dict[Route, tuple[int, int, int, int, int]] = {
 
 PAIRS = [{"prompt": f"q{n}", "responses": [f"a{n}", f"b{n}"]} for n in range(8)]
 LABEL = {"kind": "pairwise", "choice": "a", "strength": 2}
+PRINCIPLE = {"name": "kind", "critique_request": "Is it kind?", "revision_request": "Be kind."}
 
 
 @dataclass
@@ -86,6 +95,20 @@ class World:
         response = self.client.post(
             "/v1/jobs",
             json={"kind": "judge", "project_id": self.project_id},
+            headers=Keys.auth(self.keys.operator),
+        )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+    def new_constitution_job(self) -> int:
+        """A fresh queued constitution job on the project's first item."""
+        response = self.client.post(
+            "/v1/jobs",
+            json={
+                "kind": "constitution",
+                "project_id": self.project_id,
+                "config": {"responses": {"limit": 1}},
+            },
             headers=Keys.auth(self.keys.operator),
         )
         assert response.status_code == 201, response.text
@@ -216,6 +239,24 @@ REQUESTS: dict[Route, Callable[[World, str], Call]] = {
     ),
     ("GET", "/v1/projects/{project_id}/reports/judges"): lambda w, c: Call(
         f"/v1/projects/{w.project_id}/reports/judges"
+    ),
+    ("GET", "/v1/jobs/{job_id}/revisions"): lambda w, c: Call(
+        f"/v1/jobs/{w.new_constitution_job()}/revisions"
+    ),
+    ("POST", "/v1/constitutions"): lambda w, c: Call(
+        "/v1/constitutions", json={"name": f"made-by-{c}", "principles": [PRINCIPLE]}
+    ),
+    ("GET", "/v1/constitutions"): lambda w, c: Call("/v1/constitutions"),
+    ("GET", "/v1/constitutions/{name}"): lambda w, c: Call("/v1/constitutions/arbiter-default"),
+    ("PUT", "/v1/constitutions/{name}"): lambda w, c: Call(
+        "/v1/constitutions/arbiter-default",
+        json={"description": f"edited by {c}", "principles": [PRINCIPLE]},
+    ),
+    ("GET", "/v1/constitutions/{name}/versions"): lambda w, c: Call(
+        "/v1/constitutions/arbiter-default/versions"
+    ),
+    ("GET", "/v1/constitutions/{name}/versions/{version}"): lambda w, c: Call(
+        "/v1/constitutions/arbiter-default/versions/1"
     ),
 }
 

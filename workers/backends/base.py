@@ -1,4 +1,5 @@
-"""The interface every judge backend offers: verdict-token log-probs and plain generation.
+"""The interface every LLM backend offers: verdict-token log-probs (judges) and batched
+generation (chain-of-thought rationales, critiques and revisions).
 
 Prompts arrive as token ids, rendered once by the worker through the model's own chat
 template, so every backend scores exactly the same tokens.
@@ -7,9 +8,32 @@ template, so every backend scores exactly the same tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A generated continuation: its text, how many tokens it took, and whether the model
+    ended it (False: it stopped at the token limit)."""
+
+    text: str
+    tokens: int
+    finished: bool
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick tokens: greedy at temperature 0, else sampled (seeded where the engine can)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+GREEDY = Sampling()
 
 
 class Backend(Protocol):
@@ -29,8 +53,10 @@ class Backend(Protocol):
         """
         ...
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
-        """Greedy continuations of the prompts, up to `max_tokens` tokens each."""
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
+    ) -> list[Completion]:
+        """Continuations of the prompts, up to `max_tokens` tokens each, all in one batch."""
         ...
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from workers.backends.base import GREEDY, Completion, Sampling
+
 _PROMPTS_PER_REQUEST = 32
 
 
@@ -86,7 +88,22 @@ class OpenAIBackend:
             out.append(row)
         return out
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
-        """Greedy continuations."""
-        body = {"max_tokens": max_tokens, "temperature": 0}
-        return [c["text"] for c in self._complete(body, prompts)]
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
+    ) -> list[Completion]:
+        """Continuations from the server; token counts by the local tokenizer."""
+        body: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+        }
+        if sampling.temperature > 0 and sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return [
+            Completion(
+                c["text"],
+                len(self.tokenizer.encode(c["text"], add_special_tokens=False)),
+                c.get("finish_reason") != "length",
+            )
+            for c in self._complete(body, prompts)
+        ]

@@ -20,9 +20,11 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DynamicCache,
+    GenerationConfig,
     PreTrainedTokenizerBase,
 )
 
+from workers.backends.base import GREEDY, Completion, Sampling
 from workers.backends.prefix import group_by_prefix, shared_prefix_len
 
 
@@ -160,25 +162,53 @@ class TransformersBackend:
         hidden = result.last_hidden_state[torch.arange(len(seqs), device=self.device), last]
         return _State(result.past_key_values, full_mask, lengths + sizes, hidden)
 
+    def stop_token_ids(self) -> set[int]:
+        """Tokens that end a turn: the generation config's and the tokenizer's end tokens."""
+        ids: set[int] = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
-        """Greedy continuations, left-padded batches, stopping at the end-of-turn token."""
-        texts: list[str] = []
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
+    ) -> list[Completion]:
+        """Continuations in left-padded batches of similar length, each ending at its model's
+        end-of-turn token or at `max_tokens`."""
+        stops = self.stop_token_ids()
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(prompts), self.max_batch):
-            chunk = prompts[start : start + self.max_batch]
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
+            max_new_tokens=max_tokens,
+            do_sample=sampling.temperature > 0,
+            temperature=sampling.temperature if sampling.temperature > 0 else None,
+            top_p=sampling.top_p if sampling.temperature > 0 else None,
+            pad_token_id=pad,
+            eos_token_id=sorted(stops),
+        )
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.max_batch):
+            rows = order[start : start + self.max_batch]
+            chunk = [prompts[i] for i in rows]
             width = max(len(p) for p in chunk)
             ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in chunk])
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
-            out = self.model.generate(
+            if sampling.temperature > 0 and sampling.seed is not None:
+                torch.manual_seed(sampling.seed + start)
+            generated = self.model.generate(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
-                max_new_tokens=max_tokens,
-                do_sample=False,
-                pad_token_id=pad,
+                generation_config=config,
             )
-            texts.extend(self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
-        return texts
+            for i, tokens in zip(rows, generated[:, width:].tolist(), strict=True):
+                end = next((n for n, t in enumerate(tokens) if t in stops), None)
+                kept = tokens if end is None else tokens[:end]
+                text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
+                out[i] = Completion(text, len(kept) + (end is not None), end is not None)
+        return [c for c in out if c is not None]
 
 
 class _State:

@@ -15,6 +15,7 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from workers.backends.base import GREEDY, Completion, Sampling
 from workers.backends.prefix import group_by_prefix, shared_prefix_len
 
 _CPU_KV_CACHE_BYTES = 256 * 2**20
@@ -102,10 +103,24 @@ class VLLMBackend:
                 rows[i] = [logprobs[0][c].logprob for c in choices]
         return rows
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int) -> list[str]:
-        """Greedy continuations."""
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
+    ) -> list[Completion]:
+        """Continuations, all prompts in one engine call (continuous batching)."""
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=sampling.seed if sampling.temperature > 0 else None,
+        )
         outputs = self.llm.generate(self._prompts(prompts), params, use_tqdm=False)
-        return [out.outputs[0].text for out in outputs]
+        return [
+            Completion(
+                out.outputs[0].text,
+                len(out.outputs[0].token_ids),
+                out.outputs[0].finish_reason != "length",
+            )
+            for out in outputs
+        ]

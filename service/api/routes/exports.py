@@ -15,6 +15,7 @@ from service.api.errors import ERROR_RESPONSES
 from service.api.routes.projects import ProjectId
 from service.domain.exports import (
     Aggregate,
+    Constitutional,
     ExportFormat,
     ExportOptions,
     FileFormat,
@@ -95,6 +96,13 @@ async def export(
     judge_job_id: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="AI labels: only this judge job's.")
     ] = None,
+    constitutional: Annotated[
+        Constitutional,
+        Query(
+            description="Constitutional pairs (revision over original, from constitution "
+            "jobs): include, exclude, or only them."
+        ),
+    ] = "include",
 ) -> FileResponse:
     """Export labels as rows TRL's trainers and `datasets` load as they are."""
     opts = ExportOptions(
@@ -110,6 +118,7 @@ async def export(
         min_confidence=min_confidence,
         position_consistent_only=position_consistent_only,
         judge_job_id=judge_job_id,
+        constitutional=constitutional,
     )
     return await db.run(_write, project_id, opts, file)
 

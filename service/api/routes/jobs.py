@@ -1,4 +1,4 @@
-"""Jobs: start AI labeling (and, as they land, constitution and training), watch, cancel."""
+"""Jobs: start AI labeling, constitution chains and training; watch, cancel, read outputs."""
 
 from typing import Annotated
 
@@ -8,9 +8,11 @@ from sqlalchemy.orm import Session
 from service.api.deps import DbDep, RequireOperator, SettingsDep
 from service.api.errors import ERROR_RESPONSES
 from service.domain import jobs as domain
+from service.domain import revisions
 from service.domain.pagination import decode_cursor, next_cursor
-from service.models import Job, JobKind, JobStatus
+from service.models import ChainStatus, Job, JobKind, JobStatus
 from service.schemas.common import Page
+from service.schemas.constitutions import RevisionChainOut, StepOut
 from service.schemas.jobs import ArtifactFile, ArtifactsOut, JobIn, JobOut, JobProgress
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -41,9 +43,15 @@ def _outs(session: Session, jobs: list[Job]) -> list[JobOut]:
     ]
 
 
+_STARTS = {
+    "judge": domain.start_judge_job,
+    "constitution": revisions.start_constitution_job,
+    "train": domain.start_train_job,
+}
+
+
 def _start(session: Session, body: JobIn, user_id: int) -> JobOut:
-    start = domain.start_judge_job if body.kind == "judge" else domain.start_train_job
-    job = start(
+    job = _STARTS[body.kind](
         session,
         project_id=body.project_id,
         config=body.config.model_dump(mode="json"),
@@ -120,3 +128,49 @@ async def job_artifacts(job_id: JobId, _: RequireOperator, db: DbDep) -> Artifac
 async def cancel_job(job_id: JobId, _: RequireOperator, db: DbDep) -> JobOut:
     """Cancel a queued or running job; results that arrive later are dropped."""
     return await db.run(_cancel, job_id)
+
+
+def _revisions(
+    session: Session, job_id: int, after_id: int, limit: int, status: ChainStatus | None
+) -> Page[RevisionChainOut]:
+    views = revisions.list_chains(session, job_id, after_id, limit, status)
+    return Page(
+        data=[
+            RevisionChainOut(
+                id=v.chain.id,
+                job_id=v.chain.job_id,
+                response_id=v.chain.response_id,
+                original=v.original,
+                status=v.chain.status.value,
+                final_revision=v.final_revision,
+                final_response_id=v.chain.final_response_id,
+                pair_item_id=v.chain.pair_item_id,
+                p_confirmed=v.chain.p_confirmed,
+                constitution=v.constitution,
+                model=v.chain.model,
+                backend=v.chain.backend,
+                generation=v.chain.generation,
+                steps=[StepOut(**s.__dict__) for s in v.steps],
+                created_at=v.chain.created_at,
+            )
+            for v in views
+        ],
+        next_cursor=next_cursor([v.chain.id for v in views], limit),
+    )
+
+
+@router.get("/{job_id}/revisions")
+async def job_revisions(
+    job_id: JobId,
+    _: RequireOperator,
+    db: DbDep,
+    settings: SettingsDep,
+    status: ChainStatus | None = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    cursor: str | None = None,
+) -> Page[RevisionChainOut]:
+    """A constitution job's chains: every round's principle, critique and revision, each
+    marked usable or why not (empty, looping, too_long, unchanged), and what came of it."""
+    return await db.run(
+        _revisions, job_id, decode_cursor(cursor), min(limit, settings.page_size_max), status
+    )
