@@ -225,13 +225,13 @@ def list_chains(
             select(Response.id, Response.text).where(
                 Response.id.in_({c.response_id for c in chains})
             )
-        )
-        .all()
+        ).all()
     )
     principle_ids = {s.principle_id for c in chains for s in c.steps}
     principles = dict(
-        session.execute(select(Principle.id, Principle.name).where(Principle.id.in_(principle_ids)))
-        .all()
+        session.execute(
+            select(Principle.id, Principle.name).where(Principle.id.in_(principle_ids))
+        ).all()
     )
     versions: dict[int, str] = defaultdict(str)
     for cid, name, version in session.execute(

@@ -91,7 +91,9 @@ class OpenAIBackend:
     def generate(
         self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
     ) -> list[Completion]:
-        """Continuations from the server; token counts by the local tokenizer."""
+        """Continuations from the server. Token counts are the local tokenizer's count of the
+        text, plus the end-of-turn token when the model ended its turn (the completions API
+        reports tokens only per request)."""
         body: dict[str, Any] = {
             "max_tokens": max_tokens,
             "temperature": sampling.temperature,
@@ -99,11 +101,9 @@ class OpenAIBackend:
         }
         if sampling.temperature > 0 and sampling.seed is not None:
             body["seed"] = sampling.seed
-        return [
-            Completion(
-                c["text"],
-                len(self.tokenizer.encode(c["text"], add_special_tokens=False)),
-                c.get("finish_reason") != "length",
-            )
-            for c in self._complete(body, prompts)
-        ]
+        out = []
+        for choice in self._complete(body, prompts):
+            finished = choice.get("finish_reason") != "length"
+            tokens = len(self.tokenizer.encode(choice["text"], add_special_tokens=False))
+            out.append(Completion(choice["text"], tokens + finished, finished))
+        return out
