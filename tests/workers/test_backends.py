@@ -197,3 +197,21 @@ def test_every_backend_reaches_the_same_debiased_verdicts(
         assert [o.p_first for o in g.orders] == pytest.approx(
             [o.p_first for o in e.orders], abs=1e-3
         )
+
+
+def test_transformers_batched_generation_matches_one_prompt_at_a_time(
+    tiny_models: TinyModels,
+) -> None:
+    """Micro-batched prefill (merged caches) and rows leaving the batch change no token."""
+    from workers.backends.transformers_backend import TransformersBackend
+
+    tok = AutoTokenizer.from_pretrained(tiny_models.causal_lm)
+    texts = [*PROMPTS, "hi", "Numbers 0 1 2 3 4 5 6 7 8 9 and symbols . , ! ?" * 3]
+    prompts = [tok.encode(t, add_special_tokens=False) for t in texts]
+    backend = TransformersBackend(tiny_models.causal_lm, max_tokens=96)  # several micro-batches
+    together = backend.generate(prompts, 6)
+    alone = [backend.generate([p], 6)[0] for p in prompts]
+    assert together == alone
+    reply = TransformersBackend(tiny_models.reply_lm)
+    mixed = reply.generate([*_chat_prompts(tiny_models.reply_lm), prompts[-1]], 12)
+    assert [c.finished for c in mixed] == [True] * len(PROMPTS) + [False]  # one runs on alone

@@ -20,7 +20,6 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DynamicCache,
-    GenerationConfig,
     PreTrainedTokenizerBase,
 )
 
@@ -132,14 +131,15 @@ class TransformersBackend:
         state = self._extend(state, index, suffixes)
         return order, state.last_hidden
 
-    def _extend(self, state: _State, index: list[int], seqs: list[list[int]]) -> _State:
-        """Append one right-padded step of tokens to the selected rows of the cache."""
-        rows = torch.tensor(index, device=self.device)
+    def _extend(self, state: _State, index: list[int] | None, seqs: list[list[int]]) -> _State:
+        """Append one right-padded step of tokens to the selected rows of the cache (`index`:
+        which rows, repeated as needed; None: every row as it is)."""
         cache, mask, lengths = state.cache, state.mask, state.lengths
-        if cache is not None:
+        if cache is not None and index is not None:
+            rows = torch.tensor(index, device=self.device)
             cache.batch_select_indices(rows)
             mask, lengths = mask[rows], lengths[rows]
-        else:
+        elif cache is None:
             mask = torch.zeros((len(seqs), 0), dtype=torch.long, device=self.device)
             lengths = torch.zeros(len(seqs), dtype=torch.long, device=self.device)
         width = max(1, max(len(s) for s in seqs))
@@ -176,39 +176,83 @@ class TransformersBackend:
     def generate(
         self, prompts: Sequence[Sequence[int]], max_tokens: int, sampling: Sampling = GREEDY
     ) -> list[Completion]:
-        """Continuations in left-padded batches of similar length, each ending at its model's
-        end-of-turn token or at `max_tokens`."""
+        """Continuations, `max_batch` prompts decoded together: each group is prefilled in
+        length-sorted micro-batches (little padding), then decoded one token per step for all
+        its rows; a row leaves the batch when it ends its turn or reaches `max_tokens`."""
         stops = self.stop_token_ids()
-        pad = self.tokenizer.pad_token_id
-        config = GenerationConfig(  # type: ignore[no-untyped-call]
-            max_new_tokens=max_tokens,
-            do_sample=sampling.temperature > 0,
-            temperature=sampling.temperature if sampling.temperature > 0 else None,
-            top_p=sampling.top_p if sampling.temperature > 0 else None,
-            pad_token_id=pad,
-            eos_token_id=sorted(stops),
-        )
+        generator = None
+        if sampling.temperature > 0 and sampling.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(sampling.seed)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Completion | None] = [None] * len(prompts)
         for start in range(0, len(order), self.max_batch):
             rows = order[start : start + self.max_batch]
-            chunk = [prompts[i] for i in rows]
-            width = max(len(p) for p in chunk)
-            ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in chunk])
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
-            if sampling.temperature > 0 and sampling.seed is not None:
-                torch.manual_seed(sampling.seed + start)
-            generated = self.model.generate(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                generation_config=config,
-            )
-            for i, tokens in zip(rows, generated[:, width:].tolist(), strict=True):
-                end = next((n for n, t in enumerate(tokens) if t in stops), None)
-                kept = tokens if end is None else tokens[:end]
-                text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
-                out[i] = Completion(text, len(kept) + (end is not None), end is not None)
+            state = self._prefill([list(prompts[i]) for i in rows])
+            for i, (tokens, finished) in zip(
+                rows, self._decode(state, max_tokens, stops, sampling, generator), strict=True
+            ):
+                text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+                out[i] = Completion(text, len(tokens) + finished, finished)
         return [c for c in out if c is not None]
+
+    def _prefill(self, seqs: list[list[int]]) -> _State:
+        """The prompts' KV, computed in micro-batches of similar length within the token
+        budget, merged into one right-padded state (rows in the order given)."""
+        parts: list[_State] = []
+        rows = width = 0
+        batch: list[list[int]] = []
+        for seq in seqs:  # sorted by length: each micro-batch pads to its own longest
+            if batch and (rows + 1) * max(width, len(seq)) > self.max_tokens:
+                parts.append(self._extend(_State.empty(self.device), [], batch))
+                batch, rows, width = [], 0, 0
+            batch.append(seq)
+            rows, width = rows + 1, max(width, len(seq))
+        parts.append(self._extend(_State.empty(self.device), [], batch))
+        return parts[0] if len(parts) == 1 else _State.merge(parts)
+
+    def _decode(
+        self,
+        state: _State,
+        max_tokens: int,
+        stops: set[int],
+        sampling: Sampling,
+        generator: torch.Generator | None,
+    ) -> list[tuple[list[int], bool]]:
+        """Each row's generated tokens (without the end token) and whether it ended its turn."""
+        n = state.last_hidden.shape[0]
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        finished = [False] * n
+        live = list(range(n))  # row of the batch -> row of the result
+        lm_head = self.model.get_output_embeddings()
+        for step in range(max_tokens):
+            picked = _pick(lm_head(state.last_hidden).float(), sampling, generator).tolist()
+            keep = []
+            for row, token in enumerate(picked):
+                if token in stops:
+                    finished[live[row]] = True
+                else:
+                    tokens[live[row]].append(token)
+                    keep.append(row)
+            if not keep or step == max_tokens - 1:
+                break
+            if len(keep) < len(live):  # finished rows leave the batch
+                state = state.select(keep)
+                live = [live[k] for k in keep]
+            state = self._extend(state, None, [[picked[k]] for k in keep])
+        return list(zip(tokens, finished, strict=True))
+
+
+def _pick(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> Any:
+    """The next token of each row: greedy, or sampled with temperature and nucleus (top-p)."""
+    if sampling.temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1:
+        sorted_probs, indices = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(dim=-1) - sorted_probs > sampling.top_p
+        sorted_probs[outside] = 0
+        probs = torch.zeros_like(probs).scatter(-1, indices, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 class _State:
@@ -228,3 +272,38 @@ class _State:
         """No tokens yet."""
         nothing = torch.zeros(0, device=device)
         return cls(None, nothing, nothing, nothing)
+
+    def select(self, rows: list[int]) -> _State:
+        """Only these rows (a copy of their part of the cache)."""
+        index = torch.tensor(rows, device=self.mask.device)
+        assert self.cache is not None
+        self.cache.batch_select_indices(index)
+        return _State(self.cache, self.mask[index], self.lengths[index], self.last_hidden[index])
+
+    @classmethod
+    def merge(cls, parts: list[_State]) -> _State:
+        """The rows of several states as one, each padded on the right to the longest."""
+        width = max(p.mask.shape[1] for p in parts)
+
+        def pad(t: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - t.shape[dim]
+            if not missing:
+                return t
+            shape = list(t.shape)
+            shape[dim] = missing
+            return torch.cat([t, t.new_zeros(shape)], dim=dim)
+
+        per_part: list[Any] = [p.cache.layers for p in parts if p.cache is not None]
+        layers = [
+            (
+                torch.cat([pad(part[n].keys, 2) for part in per_part]),
+                torch.cat([pad(part[n].values, 2) for part in per_part]),
+            )
+            for n in range(len(per_part[0]))
+        ]
+        return cls(
+            DynamicCache(layers),
+            torch.cat([pad(p.mask, 1) for p in parts]),
+            torch.cat([p.lengths for p in parts]),
+            torch.cat([p.last_hidden for p in parts]),
+        )
