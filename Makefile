@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup run test check lint types contracts pytest bench migrate revision
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup browser run test check lint types contracts pytest bench migrate revision
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+browser:  ## Debian's Chromium for the browser tests (Playwright drives it and downloads none)
+	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 run: setup  ## serve on the embedded defaults (SQLite file, migrations applied, admin key printed once)
 	$(BIN)/arbiter serve
@@ -36,7 +41,7 @@ contracts: setup
 types: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup browser
 	$(PY) -m pytest
 
 bench: setup

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
+from service import web
 from service.api import errors
 from service.api.deps import Db
 from service.api.routes import (
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    web.install(app)
     return app
