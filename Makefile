@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup browser run test check lint types contracts pytest bench migrate revision
 
@@ -22,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 browser:  ## Debian's Chromium for the browser tests (Playwright drives it and downloads none)
-	@test -x $(CHROMIUM) || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+	@test -x $(CHROMIUM) || ($(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 run: setup  ## serve on the embedded defaults (SQLite file, migrations applied, admin key printed once)
 	$(BIN)/arbiter serve

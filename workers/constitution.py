@@ -92,16 +92,32 @@ class Reviser:
         self.backend = backend
         self.settings = settings
 
-    def _generate(self, conversations: list[Messages], round_: int) -> list[Completion]:
+    def _generate(self, conversations: list[Messages], round_: int) -> list[Completion | None]:
+        """A completion per conversation, all in one engine call; None for a conversation
+        that, with `max_tokens` more, would not fit the model's context (it is not sent, so
+        that one long dialogue cannot fail the batch)."""
         tok = self.backend.tokenizer
         prompts = []
         for messages in conversations:
             text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             prompts.append(tok.encode(str(text), add_special_tokens=False))
+        limit = self.backend.max_context
+        fits = [
+            n
+            for n, p in enumerate(prompts)
+            if limit is None or len(p) + self.settings.max_tokens <= limit
+        ]
         sampling = self.settings.sampling
         if sampling.seed is not None:
             sampling = replace(sampling, seed=sampling.seed + round_)
-        return self.backend.generate(prompts, self.settings.max_tokens, sampling)
+        out: list[Completion | None] = [None] * len(prompts)
+        if fits:
+            done = self.backend.generate(
+                [prompts[n] for n in fits], self.settings.max_tokens, sampling
+            )
+            for n, completion in zip(fits, done, strict=True):
+                out[n] = completion
+        return out
 
     def _conversation(self, chain: _Chain) -> Messages:
         return [
@@ -155,10 +171,11 @@ class Reviser:
         critiqued = []
         for chain, ask, done in zip(active, asks, self._generate(asks, round_), strict=True):
             principle = chain.order[round_ - 1]
-            text = clean_generation(done.text)
-            outcome = outcome_of(text, done)
+            text = clean_generation(done.text) if done else ""
+            outcome = outcome_of(text, done) if done else StepOutcome.too_long
             if outcome != StepOutcome.ok:
-                chain.steps.append(StepResult(round_, principle.id, text, outcome, done.tokens))
+                tokens = done.tokens if done else 0
+                chain.steps.append(StepResult(round_, principle.id, text, outcome, tokens))
                 chain.active = False
                 continue
             revision_ask = template.revision.format(revision_request=principle.revision_request)
@@ -167,14 +184,19 @@ class Reviser:
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": revision_ask},
             ]
-            critiqued.append((chain, follow_up, text, done.tokens))
+            critiqued.append((chain, follow_up, text, done.tokens if done else 0))
         return critiqued
 
     def _record_revision(
-        self, chain: _Chain, round_: int, critique: str, critique_tokens: int, done: Completion
+        self,
+        chain: _Chain,
+        round_: int,
+        critique: str,
+        critique_tokens: int,
+        done: Completion | None,
     ) -> None:
-        text = clean_generation(done.text)
-        outcome = outcome_of(text, done)
+        text = clean_generation(done.text) if done else ""
+        outcome = outcome_of(text, done) if done else StepOutcome.too_long
         if outcome == StepOutcome.ok and text == chain.current:
             outcome = StepOutcome.unchanged
         chain.steps.append(
@@ -184,9 +206,9 @@ class Reviser:
                 critique,
                 StepOutcome.ok,
                 critique_tokens,
-                text,
+                text if done else None,
                 outcome,
-                done.tokens,
+                done.tokens if done else 0,
             )
         )
         if outcome == StepOutcome.ok:

@@ -19,6 +19,7 @@ from service.worker import JobConfigError
 from workers.backends import BackendCache
 from workers.backends.base import Sampling
 from workers.constitution import PrincipleSpec, Reviser, ReviseSettings, confirm_revisions
+from workers.judge import JudgeSettings
 from workers.judge_job import judge_settings
 from workers.models import ModelNotFound
 from workers.prompts import TemplateError
@@ -47,6 +48,14 @@ def revise_settings(config: dict[str, Any], constitution: Constitution) -> Revis
     )
 
 
+def confirm_settings(confirm: dict[str, Any]) -> JudgeSettings:
+    """The judge settings of a job's `confirm`, checked before any model runs."""
+    try:
+        return judge_settings(confirm)
+    except JobConfigError as exc:  # its message names config.<field>: name confirm's
+        raise JobConfigError(str(exc).replace("config.", "config.confirm.", 1)) from exc
+
+
 class ConstitutionHandler:
     """Revises claimed batches; keeps loaded models between batches."""
 
@@ -62,6 +71,7 @@ class ConstitutionHandler:
             constitution = get_constitution_by_id(session, config["constitution_id"])
             sources = load_revision_inputs(session, [u.payload["response_id"] for u in claim.units])
         settings = revise_settings(config, constitution)
+        confirm = confirm_settings(config["confirm"]) if config.get("confirm") else None
         try:
             backend = self.backends.get(config)
         except ModelNotFound as exc:
@@ -79,12 +89,10 @@ class ConstitutionHandler:
             return status != JobStatus.running
 
         chains = Reviser(backend, settings).revise(units, should_stop=cancelled)
-        if config.get("confirm"):
+        if confirm is not None:
             try:
-                chains = confirm_revisions(
-                    backend, judge_settings(config["confirm"]), chains, sources
-                )
-            except TemplateError as exc:
+                chains = confirm_revisions(backend, confirm, chains, sources)
+            except TemplateError as exc:  # e.g. verdicts that tokenize alike for this model
                 raise JobConfigError(f"config.confirm.template: {exc}") from exc
         identity = ReviserIdentity(
             model=config["model"],

@@ -48,8 +48,10 @@ def is_looping(text: str) -> bool:
 def clean_generation(text: str) -> str:
     """The text without surrounding whitespace, a leading label ("Revision:") or wrapping quotes."""
     text = _LEADING_LABEL.sub("", text.strip(), count=1).strip()
-    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
-        text = text[1:-1].strip()
+    inner = text[1:-1]
+    quoted = len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]
+    if quoted and text[0] not in inner and text[-1] not in inner:  # one quotation, all of it
+        text = inner.strip()
     return text
 
 

@@ -285,9 +285,11 @@ def _unit_rows(
             summary.ties_skipped += 1
             continue
         confident = [v.confidence for v in votes if v.verdict == verdict.verdict and v.confidence]
+        sources = {v.source for v in voters}
         base = {
             "item_id": unit.item_id,
-            "source": votes[0].source,
+            # judge and constitution jobs voting together on a constitutional pair: "ai"
+            "source": sources.pop() if len(sources) == 1 else "ai",
             "n_votes": verdict.n_votes,
             "label_ids": sorted(v.label_id for v in voters),
         }

@@ -116,8 +116,8 @@ def _add_pair(
     revision = Response(
         prompt_id=prompt_id,
         text=chain.final_text,
-        source=f"revision:{identity.model}",
-        revision_of_id=source.response_id,
+        source=f"revision:{identity.model}"[:200],  # the column's width; chains keep the name
+        revision_of_id=original_id,  # in the pairs project (the chain names the source one)
     )
     session.add(revision)
     session.flush()

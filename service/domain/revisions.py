@@ -95,7 +95,8 @@ def select_responses(
         query = query.where(~pair_items.exists())
     if selector.get("skip_revised"):
         revised = select(RevisionChain.id).where(
-            RevisionChain.response_id == ItemResponse.response_id
+            RevisionChain.response_id == ItemResponse.response_id,
+            RevisionChain.status == ChainStatus.revised,
         )
         query = query.where(~revised.exists())
     tag, limit = selector.get("tag"), selector.get("limit")

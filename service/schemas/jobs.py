@@ -120,7 +120,9 @@ class ResponseSelector(RequestBody):
         default=False, description="Also revise the responses of constitutional pair items."
     )
     skip_revised: bool = Field(
-        default=False, description="Leave out responses an earlier constitution job revised."
+        default=False,
+        description="Leave out responses an earlier constitution job revised (a chain that "
+        "ended with a usable revision; unrevised and rejected ones are tried again).",
     )
 
 

@@ -1,6 +1,6 @@
 """The web pages for annotators and operators: static HTML and JavaScript, served by the app.
 
-No build step and nothing from a CDN: the pages are files in `static/`, and they do
+No build step and nothing from a CDN: the pages are files in `pages/` and `static/`, and they do
 everything through the same JSON API as any client (with the key a person signs in with,
 kept in the browser tab's session storage). Every page is sent with a Content-Security-Policy
 that allows only this origin's scripts and styles, a second guard (after rendering imported
@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 
 from service.errors import NotFound
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parent / "static"  # scripts and styles, served as they are
+PAGES_DIR = Path(__file__).resolve().parent / "pages"  # HTML, served only with the headers below
 PAGES = {
     "": "signin.html",
     "annotate": "annotate.html",
@@ -54,7 +55,7 @@ async def page(page: str = "") -> FileResponse:
     """A page of the web interface."""
     if page not in PAGES:
         raise NotFound(f"no page {page!r}", "page")
-    return FileResponse(STATIC / PAGES[page], media_type="text/html", headers=SECURITY_HEADERS)
+    return FileResponse(PAGES_DIR / PAGES[page], media_type="text/html", headers=SECURITY_HEADERS)
 
 
 def install(app: FastAPI) -> None:

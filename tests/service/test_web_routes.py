@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service.web import PAGES, STATIC
+from service.web import PAGES, PAGES_DIR
 
 
 @pytest.mark.parametrize("page", sorted(PAGES))
@@ -23,7 +23,7 @@ def test_every_script_and_stylesheet_a_page_names_is_served_from_the_app(
     client: TestClient,
 ) -> None:
     for name in PAGES.values():
-        html = (STATIC / name).read_text()
+        html = (PAGES_DIR / name).read_text()
         assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html)
         assert assets, name
         for asset in assets:

@@ -29,7 +29,7 @@ from service.models import (
 )
 from service.worker import Worker
 from tests.conftest import Keys, TinyModels
-from tests.service.helpers import lease, make_project, submit
+from tests.service.helpers import import_rows, lease, make_project, submit
 from tests.support.tiny_models import REPLY
 from tests.workers.judging import PAIRS, SINGLES, get_job, project_with_items
 from tests.workers.revising import (
@@ -223,10 +223,57 @@ def test_a_binary_projects_responses_are_paired_in_the_pairs_project(
     assert sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows) == sorted(
         (s["prompt"], REPLY, s["responses"][0]) for s in SINGLES
     )
+    with session_factory() as session:  # the pair's responses all belong to the pairs project
+        for row in session.scalars(select(RevisionChain).where(RevisionChain.job_id == job["id"])):
+            revision = session.get_one(Response, row.final_response_id)
+            original = session.get_one(Response, revision.revision_of_id)
+            assert (
+                original.prompt_id
+                == revision.prompt_id
+                != (session.get_one(Response, row.response_id).prompt_id)
+            )
     refused_kto = client.get(
         f"/v1/projects/{source}/export", params={"format": "dpo"}, headers=Keys.auth(keys.operator)
     )
     assert refused_kto.status_code == 422  # the binary project itself got no pairs
+
+
+def test_an_unknown_confirm_template_fails_the_job_before_any_generation(
+    client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tiny_models: TinyModels
+) -> None:
+    project_id = project_with_items(client, keys, "pairwise")
+    job = start_constitution_job(
+        client, keys, project_id, model=str(tiny_models.reply_lm), confirm={"template": "nope"}
+    )
+    run_constitution_worker(session_factory)
+    failed = get_job(client, keys, job["id"])
+    assert failed["status"] == "failed"
+    assert "config.confirm.config.template" not in failed["error"]
+    assert "config.confirm.template" in failed["error"]
+    assert chains(client, keys, job["id"]) == []
+
+
+def test_a_conversation_too_long_for_the_model_ends_its_chain_without_failing_the_batch(
+    client: TestClient, keys: Keys, session_factory: sessionmaker[Session], tiny_models: TinyModels
+) -> None:
+    project_id = make_project(client, keys, "pairwise")
+    rows = [
+        {"prompt": "Tell me a joke.", "responses": ["Why?", "No."]},
+        {"prompt": "hi " * 4000, "responses": ["Hello!", "Hey."]},  # beyond 4096 positions
+    ]
+    assert import_rows(client, keys, project_id, rows).status_code == 201
+    job = start_constitution_job(
+        client, keys, project_id, model=str(tiny_models.reply_lm), rounds=1, max_tokens=24
+    )
+    run_constitution_worker(session_factory)
+
+    assert get_job(client, keys, job["id"])["status"] == "succeeded"
+    stored = {c["original"]: c for c in chains(client, keys, job["id"])}
+    assert stored["Why?"]["status"] == stored["No."]["status"] == "revised"
+    for original in ("Hello!", "Hey."):
+        [step] = stored[original]["steps"]
+        assert stored[original]["status"] == "unrevised"
+        assert (step["critique_outcome"], step["critique_tokens"]) == ("too_long", 0)
 
 
 def test_a_job_runs_the_constitution_version_it_started_with(

@@ -66,6 +66,7 @@ def test_each_generation_gets_its_outcome(
         ('"Be kind."', "Be kind."),
         ("Critique: It is rude.", "It is rude."),
         ("Response times vary: a day or two.", "Response times vary: a day or two."),
+        ('"Yes," she said, "it is."', '"Yes," she said, "it is."'),
     ],
 )
 def test_labels_and_quotes_around_a_generation_are_removed(raw: str, clean: str) -> None:

@@ -42,6 +42,7 @@ class Backend(Protocol):
     name: str
     model_name: str
     tokenizer: PreTrainedTokenizerBase
+    max_context: int | None  # longest prompt + generation the model takes; None: unknown
 
     def choice_logprobs(
         self, prompts: Sequence[Sequence[int]], choices: Sequence[int]

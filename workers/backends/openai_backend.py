@@ -38,6 +38,7 @@ class OpenAIBackend:
     ) -> None:
         self.model_name = model
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
+        self.max_context: int | None = None  # the server's own limit applies
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
         self.pool = ThreadPoolExecutor(max_workers=concurrency)

@@ -48,6 +48,7 @@ class TransformersBackend:
         model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
         self.model: Any = model.to(device)
         self.model.eval()
+        self.max_context: int | None = getattr(model.config, "max_position_embeddings", None)
         self.device = torch.device(device)
         self.max_batch = max_batch  # rows per forward step
         self.max_tokens = max_tokens  # rows x padded length per forward step

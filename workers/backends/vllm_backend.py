@@ -70,6 +70,7 @@ class VLLMBackend:
             }
         args |= engine_args
         self.llm = LLM(**args)
+        self.max_context: int | None = int(self.llm.llm_engine.model_config.max_model_len)
 
     def close(self) -> None:
         """Shut the engine and its worker processes down."""

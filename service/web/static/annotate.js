@@ -1,11 +1,11 @@
 // The annotator's page: lease the next item of a project, label it (pairwise, listwise or
 // binary) with the mouse or the keyboard, submit or skip, and go on to the next.
 
-import { ApiError, announce, api, el, header, requireKey } from "./api.js";
+import { ApiError, allPages, announce, api, el, header, idParam, requireKey } from "./api.js";
 import { renderMarkdown } from "./markdown.js";
 
 requireKey();
-const projectId = new URLSearchParams(location.search).get("project");
+const projectId = idParam("project");
 const $ = (id) => document.getElementById(id);
 let assignment = null;
 let ui = null; // the current item's controls: { value(), keys: {key: action}, help: [...] }
@@ -161,11 +161,13 @@ function listwiseUi(item) {
               dragged = null;
             },
             onkeydown: (event) => {
-              if (event.target !== node) return;
-              if ((event.altKey && event.key === "ArrowUp") || event.key === "k") {
+              if (event.target !== node || event.ctrlKey || event.metaKey) return;
+              const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+              const plain = !event.altKey;
+              if ((event.altKey && key === "ArrowUp") || (plain && key === "k")) {
                 event.preventDefault();
                 move(index, index - 1);
-              } else if ((event.altKey && event.key === "ArrowDown") || event.key === "j") {
+              } else if ((event.altKey && key === "ArrowDown") || (plain && key === "j")) {
                 event.preventDefault();
                 move(index, index + 1);
               } else if (event.key === "=" && index > 0) {
@@ -280,11 +282,7 @@ async function submit() {
   $("submit").disabled = true;
   try {
     await api("POST", `/v1/assignments/${assignment.id}/labels`, { body: value });
-    announce("Saved.", "ok");
-    busy = false;
-    await next();
   } catch (error) {
-    busy = false;
     if (error instanceof ApiError && error.status === 409 && /lease expired/.test(error.message)) {
       $("expired-message").textContent = `${error.message}. Your label was not stored.`;
       show("expired");
@@ -293,8 +291,24 @@ async function submit() {
     } else {
       announce(`Not saved: ${error.message}`, "error");
     }
+    return;
   } finally {
+    busy = false;
     $("submit").disabled = false;
+  }
+  announce("Saved.", "ok");
+  await moveOn();
+}
+
+/** The next item, saying so if it cannot be fetched (the last label is safe either way). */
+async function moveOn() {
+  try {
+    await next();
+  } catch (error) {
+    announce(`Could not get the next item: ${error.message}. Press N or reload to try again.`, "error");
+    assignment = null;
+    show("expired");
+    $("expired-message").textContent = "The next item could not be fetched.";
   }
 }
 
@@ -303,13 +317,14 @@ async function skip() {
   busy = true;
   try {
     await api("POST", `/v1/assignments/${assignment.id}/skip`);
-    announce("Skipped.");
-    busy = false;
-    await next();
   } catch (error) {
-    busy = false;
     announce(`Could not skip: ${error.message}`, "error");
+    return;
+  } finally {
+    busy = false;
   }
+  announce("Skipped.");
+  await moveOn();
 }
 
 function onKey(event) {
@@ -324,9 +339,10 @@ function onKey(event) {
     return;
   }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.repeat) return; // a held key must not label or skip the items that follow
   if (!$("expired").hidden && event.key.toLowerCase() === "n") {
     event.preventDefault();
-    next();
+    moveOn();
     return;
   }
   if ($("item").hidden || !ui) return;
@@ -349,14 +365,14 @@ function onKey(event) {
 
 async function chooseProject() {
   $("chooser").hidden = false;
-  const page = await api("GET", "/v1/projects?limit=100");
+  const projects = await allPages("/v1/projects?limit=500");
   const list = $("projects");
-  if (!page.data.length) {
+  if (!projects.length) {
     list.replaceChildren(el("li", {}, "No projects yet."));
     return;
   }
   list.replaceChildren(
-    ...page.data.map((p) =>
+    ...projects.map((p) =>
       el(
         "li",
         { class: "card" },
@@ -385,8 +401,8 @@ async function main() {
     submit();
   });
   $("skip").addEventListener("click", skip);
-  $("again").addEventListener("click", next);
-  $("next").addEventListener("click", next);
+  $("again").addEventListener("click", moveOn);
+  $("next").addEventListener("click", moveOn);
   document.addEventListener("keydown", onKey);
   await next();
 }

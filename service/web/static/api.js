@@ -108,6 +108,25 @@ export async function header(active) {
   return me;
 }
 
+/** A page's numeric id parameter (?name=N), or null when it is missing or not a number. */
+export function idParam(name) {
+  const value = new URLSearchParams(location.search).get(name);
+  return value && /^[1-9][0-9]{0,9}$/.test(value) ? value : null;
+}
+
+/** Every row of a paginated listing (following next_cursor). */
+export async function allPages(path) {
+  const rows = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api("GET", cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+    rows.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return rows;
+}
+
 export function fmt(value, digits = 2) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
 }

@@ -1,10 +1,10 @@
 // Operators: jobs with live progress (polled while any is active), cancel, and each job's
 // metrics, error, and outputs (a constitution job's chains, a training job's artifacts).
 
-import { announce, api, el, header, requireKey } from "./api.js";
+import { allPages, announce, api, el, header, idParam, requireKey } from "./api.js";
 
 requireKey();
-const projectId = new URLSearchParams(location.search).get("project");
+const projectId = idParam("project");
 const ACTIVE = new Set(["queued", "running"]);
 const open = new Set(location.hash.startsWith("#job-") ? [location.hash.slice(5)] : []);
 let timer = null;
@@ -113,10 +113,21 @@ function row(job) {
 
 async function refresh() {
   clearTimeout(timer);
+  let active = true;
+  try {
+    active = await draw();
+  } catch (error) {
+    announce(`Could not refresh the jobs: ${error.message}; trying again.`, "error");
+  } finally {
+    if (active) timer = setTimeout(refresh, 2000);
+  }
+}
+
+/** Draw the table; whether any job is still active. */
+async function draw() {
   const focused = document.activeElement?.id; // re-rendering must not take the focus away
   const query = projectId ? `?project_id=${projectId}&limit=500` : "?limit=500";
-  const page = await api("GET", `/v1/jobs${query}`);
-  const jobs = page.data.slice().reverse(); // newest first
+  const jobs = (await allPages(`/v1/jobs${query}`)).reverse(); // newest first
   const body = [];
   for (const job of jobs) {
     body.push(row(job));
@@ -140,7 +151,7 @@ async function refresh() {
       : el("p", {}, "No jobs yet. Start one from a project's page."),
   );
   if (focused) document.getElementById(focused)?.focus();
-  if (jobs.some((j) => ACTIVE.has(j.status))) timer = setTimeout(refresh, 2000);
+  return jobs.some((j) => ACTIVE.has(j.status));
 }
 
 async function main() {

@@ -1,10 +1,10 @@
 // Operators: one project: progress, agreement, the judges' quality reports, dataset exports
 // and starting jobs.
 
-import { announce, api, el, fmt, header, requireKey } from "./api.js";
+import { announce, api, el, fmt, header, idParam, requireKey } from "./api.js";
 
 requireKey();
-const projectId = new URLSearchParams(location.search).get("id");
+const projectId = idParam("id");
 
 function panel(title, id, ...children) {
   return el("section", { class: "panel", "aria-labelledby": id }, el("h2", { id }, title), ...children);
@@ -83,8 +83,17 @@ function judgesPanel(reports) {
   );
 }
 
+const NUMBER = { type: "number", min: "0", max: "1", step: "0.05" };
+const EXPORT_FIELDS = [
+  "format", "file", "source", "aggregate", "constitutional", "min_agreement", "min_votes",
+  "min_confidence", "judge_job_id", "tag", "created_after", "created_before",
+];
+
 function exportPanel(project) {
   const formats = project.kind === "binary" ? ["kto", "sft"] : ["dpo", "sft"];
+  const consistent = el("input", { type: "checkbox", name: "position_consistent_only", id: "x-consistent" });
+  const imported = el("input", { type: "checkbox", name: "include_imported", id: "x-imported" });
+  imported.checked = true;
   const form = el(
     "form",
     {},
@@ -94,18 +103,33 @@ function exportPanel(project) {
       field("Format", "x-format", select("format", formats)),
       field("File", "x-file", select("file", ["jsonl", "parquet"])),
       field("Labels from", "x-source", select("source", ["human", "ai", "both"])),
+      field("Rows", "x-aggregate", select("aggregate", ["majority", "none"])),
       field("Constitutional pairs", "x-constitutional", select("constitutional", ["include", "exclude", "only"])),
-      field("Minimum agreement", "x-agreement", el("input", { type: "number", name: "min_agreement", min: "0", max: "1", step: "0.05" })),
+      field("Tag", "x-tag", el("input", { type: "text", name: "tag", maxlength: "200" })),
     ),
+    el(
+      "div",
+      { class: "inline" },
+      field("Minimum agreement", "x-agreement", el("input", { ...NUMBER, name: "min_agreement" })),
+      field("Minimum votes", "x-votes", el("input", { type: "number", name: "min_votes", min: "1", max: "1000" })),
+      field("Minimum AI confidence", "x-confidence", el("input", { ...NUMBER, name: "min_confidence" })),
+      field("Judge job", "x-judge", el("input", { type: "number", name: "judge_job_id", min: "1" })),
+      field("Labeled after (UTC)", "x-after", el("input", { type: "datetime-local", name: "created_after" })),
+      field("Labeled before (UTC)", "x-before", el("input", { type: "datetime-local", name: "created_before" })),
+    ),
+    el("label", { class: "check" }, consistent, " AI labels whose two orders agree only"),
+    el("label", { class: "check" }, imported, " Use imported dataset preferences for unlabeled items"),
     el("p", {}, el("button", { type: "submit", class: "primary" }, "Download")),
     el("p", { id: "export-result", class: "muted", "aria-live": "polite" }),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const params = new URLSearchParams();
-    for (const name of ["format", "file", "source", "constitutional", "min_agreement"]) {
+    for (const name of EXPORT_FIELDS) {
       if (form[name].value) params.set(name, form[name].value);
     }
+    if (consistent.checked) params.set("position_consistent_only", "true");
+    if (!imported.checked) params.set("include_imported", "false");
     try {
       const response = await api("GET", `/v1/projects/${projectId}/export?${params}`, { raw: true });
       const blob = await response.blob();
@@ -171,6 +195,10 @@ function jobPanel() {
 
 async function main() {
   await header("projects");
+  if (!projectId) {
+    announce("No project given: open one from the projects page.", "error");
+    return;
+  }
   const [project, agreement, judges] = await Promise.all([
     api("GET", `/v1/projects/${projectId}`),
     api("GET", `/v1/projects/${projectId}/agreement`),

@@ -1,6 +1,6 @@
 // Operators: every project with its progress and agreement; create a project.
 
-import { announce, api, el, fmt, header, requireKey } from "./api.js";
+import { allPages, announce, api, el, fmt, header, requireKey } from "./api.js";
 
 requireKey();
 
@@ -50,11 +50,11 @@ function createForm(reload) {
 }
 
 async function table() {
-  const page = await api("GET", "/v1/projects?limit=500");
+  const projects = await allPages("/v1/projects?limit=500");
   const agreements = await Promise.all(
-    page.data.map((p) => api("GET", `/v1/projects/${p.id}/agreement`).catch(() => null)),
+    projects.map((p) => api("GET", `/v1/projects/${p.id}/agreement`).catch(() => null)),
   );
-  if (!page.data.length) return el("p", {}, "No projects yet.");
+  if (!projects.length) return el("p", {}, "No projects yet.");
   return el(
     "div",
     { class: "table-wrap" },
@@ -70,7 +70,7 @@ async function table() {
       el(
         "tbody",
         {},
-        page.data.map((p, n) =>
+        projects.map((p, n) =>
           el(
             "tr",
             {},
