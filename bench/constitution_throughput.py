@@ -16,7 +16,7 @@ generated tokens/s), then as its LAST line one JSON object:
 
     .venv/bin/python bench/constitution_throughput.py                    # transformers, SmolLM2
     .venv/bin/python bench/constitution_throughput.py --backend vllm
-    .venv/bin/python bench/constitution_throughput.py --responses 32 --max-tokens 96
+    .venv/bin/python bench/constitution_throughput.py --responses 64
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--responses", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=64, help="per critique or revision")
+    parser.add_argument("--responses", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=128, help="per critique or revision")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 

@@ -13,16 +13,9 @@ from service.config import get_settings
 from service.models import JobKind
 from service.worker import run_worker_process
 from trainer.config import DPO_LOSSES, LoraSpec, SpecError, TrainKind, TrainSpec, check_spec
-from trainer.formats import (
-    DataError,
-    check_rows,
-    kto_balance,
-    read_rows,
-    split_by_prompt,
-    to_dataset,
-)
-from trainer.job import TrainHandler
-from trainer.train import run_training
+
+# The commands import torch, TRL and datasets when they run, not when `arbiter` starts: every
+# `arbiter` command (`serve` too) loads this module to list its commands.
 
 
 def train(
@@ -46,6 +39,16 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train a reward model (rm), or a policy with DPO or KTO, on an export file."""
+    from trainer.formats import (
+        DataError,
+        check_rows,
+        kto_balance,
+        read_rows,
+        split_by_prompt,
+        to_dataset,
+    )
+    from trainer.train import run_training
+
     spec = TrainSpec(
         kind=kind,  # type: ignore[arg-type]
         model=model,
@@ -112,6 +115,8 @@ def worker_train(
     exit_when_idle: Annotated[bool, typer.Option(help="Stop when no work is left")] = False,
 ) -> None:
     """Claim training jobs from the database and run them, one at a time."""
+    from trainer.job import TrainHandler
+
     settings = get_settings()
     name, jobs = run_worker_process(
         JobKind.train,

@@ -1,4 +1,4 @@
-"""`arbiter worker judge`: the judge worker process."""
+"""`arbiter worker judge` and `arbiter worker constitution`: the LLM worker processes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import typer
 from service.config import get_settings
 from service.models import JobKind
 from service.worker import run_worker_process
-from workers.backends import BackendCache
-from workers.constitution_job import ConstitutionHandler
-from workers.judge_job import JudgeHandler
+
+# The commands import the model libraries when they run, not when `arbiter` starts: every
+# `arbiter` command (`serve` too) loads this module to list its commands.
 
 WorkerIdOption = Annotated[str, typer.Option(help="Name in leases and logs [host:pid:KIND]")]
 LeaseOption = Annotated[float, typer.Option(min=1, help="Lease per batch")]
@@ -30,6 +30,9 @@ def judge(
     exit_when_idle: IdleOption = False,
 ) -> None:
     """Claim judge work from the database and label items with an LLM judge."""
+    from workers.backends import BackendCache
+    from workers.judge_job import JudgeHandler
+
     settings = get_settings()
     name, batches = run_worker_process(
         JobKind.judge,
@@ -52,6 +55,9 @@ def constitution(
     exit_when_idle: IdleOption = False,
 ) -> None:
     """Claim constitution work: critique and revise responses, store chains and pairs."""
+    from workers.backends import BackendCache
+    from workers.constitution_job import ConstitutionHandler
+
     settings = get_settings()
     name, batches = run_worker_process(
         JobKind.constitution,

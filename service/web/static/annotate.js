@@ -284,6 +284,7 @@ async function submit() {
     await api("POST", `/v1/assignments/${assignment.id}/labels`, { body: value });
   } catch (error) {
     if (error instanceof ApiError && error.status === 409 && /lease expired/.test(error.message)) {
+      $("expired-title").textContent = "This item's lease expired";
       $("expired-message").textContent = `${error.message}. Your label was not stored.`;
       show("expired");
       announce("The lease on this item expired.", "error");
@@ -307,8 +308,10 @@ async function moveOn() {
   } catch (error) {
     announce(`Could not get the next item: ${error.message}. Press N or reload to try again.`, "error");
     assignment = null;
+    $("expired-title").textContent = "Could not get the next item";
+    $("expired-message").textContent = `${error.message}. Your last label is saved.`;
     show("expired");
-    $("expired-message").textContent = "The next item could not be fetched.";
+    $("next").focus();
   }
 }
 
