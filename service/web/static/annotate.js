@@ -285,7 +285,8 @@ async function submit() {
   } catch (error) {
     if (error instanceof ApiError && error.status === 409 && /lease expired/.test(error.message)) {
       $("expired-title").textContent = "This item's lease expired";
-      $("expired-message").textContent = `${error.message}. Your label was not stored.`;
+      const why = error.message.charAt(0).toUpperCase() + error.message.slice(1);
+      $("expired-message").textContent = `${why}. Your label was not stored.`;
       show("expired");
       announce("The lease on this item expired.", "error");
       $("next").focus();
