@@ -99,6 +99,30 @@ def select_items(session: Session, project: Project, selector: dict[str, Any]) -
     return ids
 
 
+def enqueue_job(
+    session: Session,
+    *,
+    kind: JobKind,
+    project: Project,
+    config: dict[str, Any],
+    created_by_id: int,
+    payloads: list[dict[str, Any]],
+) -> Job:
+    """Create a job with one work row per payload, and commit: the end of every start_*."""
+    job = Job(
+        kind=kind,
+        project_id=project.id,
+        config=config,
+        total_units=len(payloads),
+        created_by_id=created_by_id,
+    )
+    session.add(job)
+    session.flush()
+    queue.enqueue(session, job, payloads, max_attempts=config["max_attempts"])
+    session.commit()
+    return job
+
+
 def start_judge_job(
     session: Session, *, project_id: int, config: dict[str, Any], created_by_id: int
 ) -> Job:
@@ -109,23 +133,14 @@ def start_judge_job(
     item_ids = select_items(session, project, config["items"])
     if not item_ids:
         raise Invalid("the selection matches no items of this project", "config.items")
-    job = Job(
-        kind=JobKind.judge,
-        project_id=project.id,
-        config=config,
-        total_units=len(item_ids),
-        created_by_id=created_by_id,
-    )
-    session.add(job)
-    session.flush()
-    queue.enqueue(
+    return enqueue_job(
         session,
-        job,
-        ({"item_id": item_id} for item_id in item_ids),
-        max_attempts=config["max_attempts"],
+        kind=JobKind.judge,
+        project=project,
+        config=config,
+        created_by_id=created_by_id,
+        payloads=[{"item_id": item_id} for item_id in item_ids],
     )
-    session.commit()
-    return job
 
 
 def train_export_options(config: dict[str, Any]) -> ExportOptions:
@@ -179,18 +194,14 @@ def start_train_job(
             f"the data filters select {rows} rows; this job needs at least {config['min_pairs']}",
             "config.data",
         )
-    job = Job(
+    return enqueue_job(
+        session,
         kind=JobKind.train,
-        project_id=project.id,
+        project=project,
         config=config,
-        total_units=1,
         created_by_id=created_by_id,
+        payloads=[{"rows": rows}],
     )
-    session.add(job)
-    session.flush()
-    queue.enqueue(session, job, [{"rows": rows}], max_attempts=config["max_attempts"])
-    session.commit()
-    return job
 
 
 Json = dict[str, Any] | None

@@ -15,10 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from service import queue
 from service.db import begin_write
 from service.domain.constitutions import get_constitution
-from service.domain.jobs import check_model, get_job, visible_items
+from service.domain.jobs import check_model, enqueue_job, get_job, visible_items
 from service.domain.projects import get_project
 from service.errors import Invalid, NotFound
 from service.models import (
@@ -136,23 +135,14 @@ def start_constitution_job(
         "constitution_id": constitution.id,
         "pairs_project_id": pairs.id,
     }
-    job = Job(
-        kind=JobKind.constitution,
-        project_id=project.id,
-        config=config,
-        total_units=len(selected),
-        created_by_id=created_by_id,
-    )
-    session.add(job)
-    session.flush()
-    queue.enqueue(
+    return enqueue_job(
         session,
-        job,
-        ({"response_id": r, "item_id": i} for r, i in selected),
-        max_attempts=config["max_attempts"],
+        kind=JobKind.constitution,
+        project=project,
+        config=config,
+        created_by_id=created_by_id,
+        payloads=[{"response_id": r, "item_id": i} for r, i in selected],
     )
-    session.commit()
-    return job
 
 
 def load_revision_inputs(session: Session, response_ids: list[int]) -> dict[int, RevisionInput]:
