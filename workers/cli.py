@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service.config import get_settings
 from service.models import JobKind
-from service.worker import run_worker_process
+from service.worker import BatchHandler, run_worker_process
+
+if TYPE_CHECKING:
+    from workers.backends import BackendCache
 
 # The commands import the model libraries when they run, not when `arbiter` starts: every
 # `arbiter` command (`serve` too) loads this module to list its commands.
@@ -22,21 +26,23 @@ BatchOption = Annotated[
 IdleOption = Annotated[bool, typer.Option(help="Stop when no work is left")]
 
 
-def judge(
-    worker_id: WorkerIdOption = "",
-    lease_seconds: LeaseOption = 60.0,
-    poll_seconds: PollOption = 1.0,
-    batch_size: BatchOption = None,
-    exit_when_idle: IdleOption = False,
+def _work(
+    kind: JobKind,
+    handler: Callable[[BackendCache], BatchHandler],
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    poll_seconds: float,
+    batch_size: int | None,
+    exit_when_idle: bool,
 ) -> None:
-    """Claim judge work from the database and label items with an LLM judge."""
+    """Run a worker of `kind` whose handler loads its models through a backend cache."""
     from workers.backends import BackendCache
-    from workers.judge_job import JudgeHandler
 
     settings = get_settings()
     name, batches = run_worker_process(
-        JobKind.judge,
-        JudgeHandler(BackendCache(settings)),
+        kind,
+        handler(BackendCache(settings)),
         settings,
         worker_id=worker_id,
         lease_seconds=lease_seconds,
@@ -45,6 +51,27 @@ def judge(
         exit_when_idle=exit_when_idle,
     )
     typer.echo(f"worker {name} stopped after {batches} batches")
+
+
+def judge(
+    worker_id: WorkerIdOption = "",
+    lease_seconds: LeaseOption = 60.0,
+    poll_seconds: PollOption = 1.0,
+    batch_size: BatchOption = None,
+    exit_when_idle: IdleOption = False,
+) -> None:
+    """Claim judge work from the database and label items with an LLM judge."""
+    from workers.judge_job import JudgeHandler
+
+    _work(
+        JobKind.judge,
+        JudgeHandler,
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        batch_size=batch_size,
+        exit_when_idle=exit_when_idle,
+    )
 
 
 def constitution(
@@ -55,18 +82,14 @@ def constitution(
     exit_when_idle: IdleOption = False,
 ) -> None:
     """Claim constitution work: critique and revise responses, store chains and pairs."""
-    from workers.backends import BackendCache
     from workers.constitution_job import ConstitutionHandler
 
-    settings = get_settings()
-    name, batches = run_worker_process(
+    _work(
         JobKind.constitution,
-        ConstitutionHandler(BackendCache(settings)),
-        settings,
+        ConstitutionHandler,
         worker_id=worker_id,
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
         batch_size=batch_size,
         exit_when_idle=exit_when_idle,
     )
-    typer.echo(f"worker {name} stopped after {batches} batches")

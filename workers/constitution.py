@@ -132,11 +132,14 @@ class Reviser:
     ) -> list[ChainResult]:
         """Chains for (work unit id, response) pairs; `should_stop` is asked between steps."""
         chains = [
-            _Chain(unit, source, principle_order(self.settings, source.response_id), source.text)
+            _Chain(
+                unit,
+                source,
+                principle_order(self.settings, source.response_id),
+                source.text.strip(),
+            )
             for unit, source in units
         ]
-        for chain in chains:
-            chain.current = chain.current.strip()
         stop = should_stop or (lambda: False)
         for round_ in range(1, self.settings.rounds + 1):
             active = [c for c in chains if c.active]

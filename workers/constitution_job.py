@@ -21,7 +21,6 @@ from workers.backends.base import Sampling
 from workers.constitution import PrincipleSpec, Reviser, ReviseSettings, confirm_revisions
 from workers.judge import JudgeSettings
 from workers.judge_job import judge_settings
-from workers.models import ModelNotFound
 from workers.prompts import TemplateError
 
 
@@ -72,10 +71,7 @@ class ConstitutionHandler:
             sources = load_revision_inputs(session, [u.payload["response_id"] for u in claim.units])
         settings = revise_settings(config, constitution)
         confirm = confirm_settings(config["confirm"]) if config.get("confirm") else None
-        try:
-            backend = self.backends.get(config)
-        except ModelNotFound as exc:
-            raise JobConfigError(f"config.model: {exc}") from exc
+        backend = self.backends.get(config)
         # A response deleted since the job started has nothing to revise: its row is just acked.
         units = [
             (u.id, sources[u.payload["response_id"]])

@@ -13,7 +13,6 @@ from service.models import JobStatus
 from service.worker import JobConfigError
 from workers.backends import BackendCache
 from workers.judge import Judge, JudgeSettings
-from workers.models import ModelNotFound
 from workers.prompts import JudgeTemplate, TemplateError, custom_template, load_template
 
 
@@ -51,10 +50,7 @@ class JudgeHandler:
                 return
             items = load_judge_items(session, [u.payload["item_id"] for u in claim.units])
         settings = judge_settings(config)
-        try:
-            backend = self.backends.get(config)
-        except ModelNotFound as exc:
-            raise JobConfigError(f"config.model: {exc}") from exc
+        backend = self.backends.get(config)
         # An item deleted since the job started has nothing to judge: its row is just acked.
         units = [
             (u.id, items[u.payload["item_id"]])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from service.config import Settings
+from service.worker import JobConfigError
 from workers.backends.base import Backend
-from workers.models import resolve_model
+from workers.models import ModelNotFound, resolve_model
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -56,18 +57,22 @@ class BackendCache:
         self._backend: Backend | None = None
 
     def get(self, config: dict[str, Any]) -> Backend:
-        """The backend a job's config asks for, loading it (and dropping the previous one)."""
+        """The backend a job's config asks for, loading it (and dropping the previous one);
+        a model no worker can find fails the job (JobConfigError), it is not retried."""
         key = tuple(config.get(k) for k in ("backend", "model", "base_url", "tokenizer"))
         if self._backend is None or self._key != key:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
-            self._backend = load_backend(
-                config["backend"],
-                config["model"],
-                self.settings,
-                base_url=config.get("base_url"),
-                tokenizer=config.get("tokenizer"),
-            )
+            try:
+                self._backend = load_backend(
+                    config["backend"],
+                    config["model"],
+                    self.settings,
+                    base_url=config.get("base_url"),
+                    tokenizer=config.get("tokenizer"),
+                )
+            except ModelNotFound as exc:
+                raise JobConfigError(f"config.model: {exc}") from exc
             self._key = key
         return self._backend
