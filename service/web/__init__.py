@@ -10,20 +10,17 @@ text as text) against script injection.
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from service.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent / "static"  # scripts and styles, served as they are
 PAGES_DIR = Path(__file__).resolve().parent / "pages"  # HTML, served only with the headers below
-PAGES = {
-    "": "signin.html",
-    "annotate": "annotate.html",
-    "projects": "projects.html",
-    "project": "project.html",
-    "jobs": "jobs.html",
-}
+PAGES = {"": "signin.html", "annotate": "annotate.html"}
+# The operators' pages are one shell (pages/operator.html) with their own title and script.
+OPERATOR_PAGES = {"projects": "Projects", "project": "Project", "jobs": "Jobs"}
+_SHELL = (PAGES_DIR / "operator.html").read_text()
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,8 +48,11 @@ async def ui_root() -> RedirectResponse:
 
 @router.get("/ui/{page}")
 @router.get("/ui/", name="signin")
-async def page(page: str = "") -> FileResponse:
+async def page(page: str = "") -> Response:
     """A page of the web interface."""
+    if page in OPERATOR_PAGES:
+        html = _SHELL.format(title=OPERATOR_PAGES[page], script=page)
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
     if page not in PAGES:
         raise NotFound(f"no page {page!r}", "page")
     return FileResponse(PAGES_DIR / PAGES[page], media_type="text/html", headers=SECURITY_HEADERS)

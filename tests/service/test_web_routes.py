@@ -7,10 +7,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service.web import PAGES, PAGES_DIR
+from service.web import OPERATOR_PAGES, PAGES
 
 
-@pytest.mark.parametrize("page", sorted(PAGES))
+@pytest.mark.parametrize("page", sorted([*PAGES, *OPERATOR_PAGES]))
 def test_every_page_is_served_with_a_content_security_policy(client: TestClient, page: str) -> None:
     response = client.get(f"/ui/{page}")
     assert response.status_code == 200
@@ -22,8 +22,8 @@ def test_every_page_is_served_with_a_content_security_policy(client: TestClient,
 def test_every_script_and_stylesheet_a_page_names_is_served_from_the_app(
     client: TestClient,
 ) -> None:
-    for name in PAGES.values():
-        html = (PAGES_DIR / name).read_text()
+    for name in [*PAGES, *OPERATOR_PAGES]:
+        html = client.get(f"/ui/{name}").text
         assets = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html)
         assert assets, name
         for asset in assets:
