@@ -1,11 +1,14 @@
 """DPO training throughput: Arbiter's default configuration vs TRL's defaults, one run.
 
 Same model, data, batch size and epochs (two); the only differences are Arbiter's defaults:
-reference log-probs computed once before training (`precompute_ref_log_probs`, TRL default
-off: a reference forward pass every step), batches of similar length (`group_by_length`, TRL
-default: random batches, padded to their longest row) and bf16 mixed precision where the
-hardware has native bf16 (TRL default: float32 unless asked, on CPUs always). Timed from
-the start of training to the end (the precomputation included).
+each pair's prompt computed once for both completions, and only completion positions
+projected through the LM head (`shared_prompt`, see trainer/shared_prefix.py; TRL: a row per
+completion, and off CUDA/XPU every position through the LM head), reference log-probs
+computed once before training (`precompute_ref_log_probs`, TRL default off: a reference
+forward pass every step), batches of similar length (`group_by_length`, TRL default: random
+batches, padded to their longest row) and bf16 mixed precision where the hardware has native
+bf16 (TRL default: float32 unless asked, on CPUs always). Timed from the start of training to
+the end (the precomputation included).
 
 Model: a random-weight Llama-shaped model (--hidden, --layers) with SmolLM2's tokenizer, or
 --model DIR. Data: the first --pairs HH-RLHF pairs from ../shared/data. Prints a table, then
@@ -93,6 +96,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=2, help="alternate runs; best of each")
+    parser.add_argument(
+        "--ablate", action="store_true", help="also time Arbiter's defaults with TRL's rows"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,17 +124,21 @@ def main() -> None:
         timed(warm, rows[: args.batch_size * 2], root / "warm")
         trl_spec = TrainSpec(
             **base,  # type: ignore[arg-type]
+            shared_prompt=False,
             precompute_ref_log_probs=False,
             group_by_length=False,
             bf16=False,
         )
         ours_spec = TrainSpec(**base)  # type: ignore[arg-type]
-        trl_runs, our_runs = [], []
+        unshared_spec = TrainSpec(**base, shared_prompt=False)  # type: ignore[arg-type]
+        trl_runs, our_runs, unshared_runs = [], [], []
         for n in range(args.repeats):  # alternating, so drifts in machine speed hit both
             trl_runs.append(timed(trl_spec, rows, root / f"trl{n}"))
             our_runs.append(timed(ours_spec, rows, root / f"arbiter{n}"))
+            if args.ablate:
+                unshared_runs.append(timed(unshared_spec, rows, root / f"unshared{n}"))
         trl, ours = min(trl_runs), min(our_runs)
-        print(f"runs (s): TRL defaults {trl_runs}, Arbiter {our_runs}")
+        print(f"runs (s): TRL defaults {trl_runs}, Arbiter {our_runs}, TRL rows {unshared_runs}")
 
     samples = args.epochs * len(rows)
     name = args.model or f"random Llama {args.hidden}x{args.layers}"
@@ -136,12 +146,13 @@ def main() -> None:
         f"DPO, {len(rows)} HH-RLHF pairs x {args.epochs:g} epochs, batch {args.batch_size}, "
         f"max_length {args.max_length}, model {name}"
     )
-    print(f"{'configuration':<44}{'seconds':>9}{'samples/s':>11}{'tokens/s':>10}")
-    for name, secs in [
-        ("TRL defaults", trl),
-        ("Arbiter (precomputed ref, grouped, bf16)", ours),
-    ]:
-        print(f"{name:<44}{secs:>9.1f}{samples / secs:>11.2f}{args.epochs * tokens / secs:>10.0f}")
+    print(f"{'configuration':<58}{'seconds':>9}{'samples/s':>11}{'tokens/s':>10}")
+    table = [("TRL defaults", trl)]
+    if unshared_runs:
+        table.append(("Arbiter, but TRL's rows (shared_prompt off)", min(unshared_runs)))
+    table.append(("Arbiter (shared prompt, precomputed ref, grouped, bf16)", ours))
+    for name, secs in table:
+        print(f"{name:<58}{secs:>9.1f}{samples / secs:>11.2f}{args.epochs * tokens / secs:>10.0f}")
     print(
         json.dumps(
             {

@@ -35,6 +35,9 @@ def train(
     precompute_ref_log_probs: bool = True,
     group_by_length: bool = True,
     bf16: Annotated[bool, typer.Option(help="Mixed precision where the hardware has bf16")] = True,
+    shared_prompt: Annotated[
+        bool, typer.Option(help="DPO: one pass over each pair's prompt for both completions")
+    ] = True,
     eval_fraction: float = 0.1,
     seed: int = 0,
 ) -> None:
@@ -64,6 +67,7 @@ def train(
         precompute_ref_log_probs=precompute_ref_log_probs,
         group_by_length=group_by_length,
         bf16=bf16,
+        shared_prompt=shared_prompt,
         eval_fraction=eval_fraction,
         seed=seed,
     )

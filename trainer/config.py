@@ -27,7 +27,9 @@ class TrainSpec:
     training (`precompute_ref_log_probs`), batches group sequences of similar length
     (`group_by_length`), so little compute goes to padding, and bf16 mixed precision is on
     wherever the hardware has native bf16 (`bf16`; TRL uses it on GPUs only when asked, and
-    never on CPUs).
+    never on CPUs). DPO computes each pair's prompt once for both completions and projects
+    only completion positions through the LM head (`shared_prompt`; see
+    `trainer.shared_prefix`).
     """
 
     kind: TrainKind
@@ -45,6 +47,7 @@ class TrainSpec:
     precompute_ref_log_probs: bool = True
     group_by_length: bool = True
     bf16: bool = True  # mixed precision where the hardware runs bf16 natively
+    shared_prompt: bool = True  # DPO: one pass over a pair's prompt (TRL: one per completion)
     eval_fraction: float = 0.1
     seed: int = 0
     logging_steps: int = 5

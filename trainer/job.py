@@ -54,6 +54,7 @@ def spec_from_config(config: dict[str, Any]) -> TrainSpec:
         precompute_ref_log_probs=config["precompute_ref_log_probs"],
         group_by_length=config["group_by_length"],
         bf16=config.get("bf16", True),
+        shared_prompt=config.get("shared_prompt", True),
         eval_fraction=config["eval_fraction"],
         seed=config["seed"],
     )

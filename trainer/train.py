@@ -14,6 +14,7 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.utils import is_peft_model
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -33,6 +34,7 @@ from trl.trainer.reward_config import RewardConfig
 from trl.trainer.reward_trainer import RewardTrainer
 
 from trainer.config import TrainSpec
+from trainer.shared_prefix import SharedPrefixCollator, share_prefixes, supports_shared_prefix
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,26 @@ class _RewardTrainer(_LengthGrouped, RewardTrainer):
 
 
 class _DPOTrainer(_LengthGrouped, DPOTrainer):
-    pass
+    """TRL's DPO trainer; given a `SharedPrefixCollator`, each pair's prompt is computed once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._share_prefixes()
+
+    def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+        self._share_prefixes()  # TRL precomputes inside its __init__, after adding its LM head
+        return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    def _share_prefixes(self) -> None:
+        if not isinstance(self.data_collator, SharedPrefixCollator):
+            return
+        model: Any = self.model
+        policy = model.get_base_model() if is_peft_model(model) else model
+        # The per-token fields TRL asks its fused LM head for, policy and reference
+        fields = ("log_probs", "entropy", "mean_logits", "is_top1")
+        share_prefixes(policy, fields + (("log_sum_sq_probs",) if self.use_weighting else ()))
+        if self.ref_model is not None:
+            share_prefixes(self.ref_model, ("log_probs",))
 
 
 class _KTOTrainer(_LengthGrouped, KTOTrainer):
@@ -194,7 +215,12 @@ def _trainer(
     if spec.kind == "dpo":
         loss_type: Any = spec.loss_type  # TRL types it as a list; one name is accepted too
         dpo = DPOConfig(**common, **preference, loss_type=loss_type)
-        return _DPOTrainer(model=model, args=dpo, **kwargs)
+        return _DPOTrainer(
+            model=model,
+            args=dpo,
+            data_collator=_dpo_collator(spec, dpo, model, tokenizer),
+            **kwargs,
+        )
     kto = KTOConfig(
         **common,
         **preference,
@@ -202,6 +228,24 @@ def _trainer(
         undesirable_weight=spec.undesirable_weight,
     )
     return _KTOTrainer(model=model, args=kto, **kwargs)
+
+
+def _dpo_collator(
+    spec: TrainSpec, dpo: DPOConfig, model: Any, tokenizer: PreTrainedTokenizerBase
+) -> SharedPrefixCollator | None:
+    """Shared-prompt rows when the spec asks and the model can take them; None: TRL's own."""
+    if not spec.shared_prompt:
+        return None
+    unsupported = supports_shared_prefix(model, dpo.truncation_mode)
+    if unsupported is not None:
+        log.info("each pair's prompt is computed twice, as in TRL: %s", unsupported)
+        return None
+    return SharedPrefixCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        max_length=dpo.max_length,
+        truncation_mode=dpo.truncation_mode,
+        pad_to_multiple_of=int(dpo.pad_to_multiple_of) if dpo.pad_to_multiple_of else None,
+    )
 
 
 def run_training(

@@ -229,6 +229,9 @@ class TrainConfig(RequestBody):
     precompute_ref_log_probs: bool = True
     group_by_length: bool = True
     bf16: bool = Field(default=True, description="Mixed precision where the hardware has bf16.")
+    shared_prompt: bool = Field(
+        default=True, description="DPO: one pass over each pair's prompt for both completions."
+    )
     eval_fraction: float = Field(default=0.1, ge=0, lt=1)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     min_pairs: int = Field(default=8, ge=1, description="Refuse to start with fewer rows.")
