@@ -21,20 +21,29 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.dpo_trainer import DataCollatorForPreference
-from trl.trainer.utils import FusedCausalLMOutput
+from trl.trainer.utils import FusedCausalLMOutput, maybe_gather_lm_head_ctx
 
 # What the shared rows hold at each position.
 PAD, PROMPT, CHOSEN, REJECTED = 0, 1, 2, 3
 SHARED_KEYS = ("shared_input_ids", "shared_position_ids", "shared_segments", "shared_gather")
 _VOCAB_TILE = 32768  # vocabulary columns per LM-head tile, as in TRL's fused head
 _ATTENTION = ("sdpa", "eager")  # implementations that take a custom 4D mask
+# Decoders whose tokens meet only in attention with rotary positions: a 4D mask and
+# position ids fully describe the shared rows to them (no ALiBi built from a 2D mask, no
+# recurrent or convolutional layers that run in index order).
+_DECODERS = frozenset(
+    {"llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo", "olmo2", "smollm3"}
+)
 
 
 def supports_shared_prefix(model: PreTrainedModel, truncation_mode: str) -> str | None:
@@ -42,6 +51,14 @@ def supports_shared_prefix(model: PreTrainedModel, truncation_mode: str) -> str 
     config = model.config
     if config.get_text_config() is not config:
         return "a multimodal model"
+    if config.model_type not in _DECODERS:
+        return f"model type {config.model_type!r} is not known to be plain attention"
+    layers = getattr(config, "layer_types", None) or []
+    window = getattr(config, "sliding_window", None)
+    if any(t != "full_attention" for t in layers) or (
+        not layers and window and getattr(config, "use_sliding_window", True)
+    ):
+        return "sliding-window attention (a 4D mask would replace the window)"
     if truncation_mode != "keep_start":
         return "truncation_mode keep_end cuts each completion's prompt differently"
     if getattr(config, "_attn_implementation", None) not in _ATTENTION:
@@ -51,10 +68,11 @@ def supports_shared_prefix(model: PreTrainedModel, truncation_mode: str) -> str 
         "logit_scale",
         "output_multiplier",
         "logits_scaling",
+        "lm_head_multiplier",
     ):
         if getattr(config, scaling, None) is not None:
             return f"{scaling} on the logits"
-    if getattr(config, "output_router_logits", False):
+    if hasattr(config, "output_router_logits"):  # TRL adds the MoE aux loss by this test
         return "a mixture-of-experts load-balancing loss"
     return None
 
@@ -129,12 +147,18 @@ def shared_attention_mask(segments: torch.Tensor, dtype: torch.dtype, eager: boo
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def share_prefixes(model: Any, outputs: tuple[str, ...]) -> None:
+def share_prefixes(
+    model: Any,
+    outputs: tuple[str, ...],
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> None:
     """Let `model` (already given TRL's fused LM head) score a batch through its shared rows.
 
     A call with the `shared_*` tensors runs the backbone once over the shared rows and
     returns TRL's `FusedCausalLMOutput` in TRL's row layout, with the `outputs` fields TRL
     asked its fused head for; any other call goes to the forward it had. Idempotent.
+    `autocast` is entered around the shared pass, for a model whose current forward is a
+    mixed-precision wrapper (accelerate's, on a reference model) that the pass goes around.
     """
     if getattr(model, "_arbiter_shares_prefixes", False):
         return
@@ -154,10 +178,11 @@ def share_prefixes(model: Any, outputs: tuple[str, ...]) -> None:
             return fused_forward(*args, **kwargs)
         assert shared_position_ids is not None and shared_segments is not None
         assert shared_gather is not None
-        return _shared_forward(
-            self, shared_input_ids, shared_position_ids, shared_segments, shared_gather,
-            kwargs["labels"], outputs,
-        )  # fmt: skip
+        with autocast():
+            return _shared_forward(
+                self, shared_input_ids, shared_position_ids, shared_segments, shared_gather,
+                kwargs["labels"], outputs,
+            )  # fmt: skip
 
     model.forward = types.MethodType(forward, model)
     model._arbiter_shares_prefixes = True
@@ -182,12 +207,18 @@ def _shared_forward(
     targets = labels[:, 1:][scored]
     if targets.numel() != gather.numel():
         raise ValueError("shared rows and TRL's rows disagree on the completion tokens")
-    states = hidden.reshape(-1, hidden.size(-1))[gather].to(lm_head.weight.device)
-    per_token = ChunkedLogProbFunction.apply(  # type: ignore[no-untyped-call]
-        states, lm_head.weight, lm_head.bias, targets, 1.0, _VOCAB_TILE, None, 1.0, outputs
-    )
+    weight, bias = lm_head.weight, lm_head.bias
+    states = hidden.reshape(-1, hidden.size(-1))[gather].to(weight.device)
+    targets = targets.to(weight.device)
+    if isinstance(weight, DTensor):  # FSDP2 shards the head; as TRL's fused head does
+        weight = weight.full_tensor()
+        bias = bias.full_tensor() if bias is not None else None
+    with maybe_gather_lm_head_ctx(weight, bias):  # DeepSpeed ZeRO-3
+        per_token = ChunkedLogProbFunction.apply(  # type: ignore[no-untyped-call]
+            states, weight, bias, targets, 1.0, _VOCAB_TILE, None, 1.0, outputs
+        )
     log_probs, entropy, log_sum_sq_probs, mean_logits, is_top1 = (
-        None if x is None else x.new_zeros(scored.shape).masked_scatter(scored, x)
+        None if x is None else x.new_zeros(scored.shape).masked_scatter(scored.to(x.device), x)
         for x in per_token
     )
     assert log_probs is not None

@@ -147,7 +147,10 @@ class _DPOTrainer(_LengthGrouped, DPOTrainer):
         fields = ("log_probs", "entropy", "mean_logits", "is_top1")
         share_prefixes(policy, fields + (("log_sum_sq_probs",) if self.use_weighting else ()))
         if self.ref_model is not None:
-            share_prefixes(self.ref_model, ("log_probs",))
+            # Inside FSDP/DeepSpeed wrappers; accelerate's mixed-precision forward is bypassed,
+            # so the pass enters the autocast itself
+            reference = self.accelerator.unwrap_model(self.ref_model)
+            share_prefixes(reference, ("log_probs",), self.accelerator.autocast)
 
 
 class _KTOTrainer(_LengthGrouped, KTOTrainer):

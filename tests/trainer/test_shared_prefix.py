@@ -91,5 +91,13 @@ def test_models_whose_rows_cannot_be_shared_keep_trl_rows(tiny_models: TinyModel
     model = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
     assert supports_shared_prefix(model, "keep_start") is None
     assert "keep_end" in str(supports_shared_prefix(model, "keep_end"))
+    model.config.output_router_logits = False  # TRL adds the MoE loss whatever its value
+    assert "mixture-of-experts" in str(supports_shared_prefix(model, "keep_start"))
+    del model.config.output_router_logits
+    model.config.layer_types = ["sliding_attention", "full_attention"]
+    assert "sliding-window" in str(supports_shared_prefix(model, "keep_start"))
+    model.config.layer_types = None
     model.config.final_logit_softcapping = 30.0
     assert "softcapping" in str(supports_shared_prefix(model, "keep_start"))
+    model.config.model_type = "bloom"  # ALiBi, built from a 2D mask
+    assert "bloom" in str(supports_shared_prefix(model, "keep_start"))
