@@ -31,12 +31,15 @@ from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.dpo_trainer import DataCollatorForPreference
-from trl.trainer.utils import FusedCausalLMOutput, maybe_gather_lm_head_ctx
+from trl.trainer.utils import (
+    _CHUNKED_LOGPROB_CHUNK_SIZE,  # vocabulary columns per LM-head tile in TRL's fused head
+    FusedCausalLMOutput,
+    maybe_gather_lm_head_ctx,
+)
 
 # What the shared rows hold at each position.
 PAD, PROMPT, CHOSEN, REJECTED = 0, 1, 2, 3
 SHARED_KEYS = ("shared_input_ids", "shared_position_ids", "shared_segments", "shared_gather")
-_VOCAB_TILE = 32768  # vocabulary columns per LM-head tile, as in TRL's fused head
 _ATTENTION = ("sdpa", "eager")  # implementations that take a custom 4D mask
 # Decoders whose tokens meet only in attention with rotary positions: a 4D mask and
 # position ids fully describe the shared rows to them (no ALiBi built from a 2D mask, no
@@ -215,7 +218,7 @@ def _shared_forward(
         bias = bias.full_tensor() if bias is not None else None
     with maybe_gather_lm_head_ctx(weight, bias):  # DeepSpeed ZeRO-3
         per_token = ChunkedLogProbFunction.apply(  # type: ignore[no-untyped-call]
-            states, weight, bias, targets, 1.0, _VOCAB_TILE, None, 1.0, outputs
+            states, weight, bias, targets, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs
         )
     log_probs, entropy, log_sum_sq_probs, mean_logits, is_top1 = (
         None if x is None else x.new_zeros(scored.shape).masked_scatter(scored.to(x.device), x)
