@@ -4,11 +4,13 @@ For each backend it seeds a template database once (migrations, one annotator AP
 client, and two pairwise projects with overlap 1 and `--items` items each, imported through the
 domain import: the first for the annotator loop, the second with `--items` // max(`--clients`)
 items per annotator already leased to it, written straight into the assignments table), then
-for every (workers, threads, clients) setting it clones the template, starts
-`.venv/bin/arbiter serve` as a subprocess on a free port (ARBITER_WORKERS, and ARBITER_THREADS
-when `--threads` is given), and drives it from this process with N concurrent clients (one
-asyncio loop, uvloop when installed, a minimal HTTP/1.1 keep-alive client; `--client httpx`
-switches to httpx.AsyncClient). On that one server it runs, in turn:
+for every (workers, threads, clients, quick submit) setting it clones the template, starts
+`.venv/bin/arbiter serve` as a subprocess on a free port (ARBITER_WORKERS, ARBITER_QUICK_SUBMIT,
+and ARBITER_THREADS when `--threads` is given; quick submit off, every submit through the
+FastAPI route and the ORM, is the baseline run beside the default, on), and drives it from
+this process with N concurrent clients (one asyncio loop, uvloop when installed, a minimal
+HTTP/1.1 keep-alive client; `--client httpx` switches to httpx.AsyncClient). On that one
+server it runs, in turn:
 
   1. ceilings: GET /healthz in a loop (no key, no database, no threadpool
      hops) and GET /docs (FastAPI's own async route: no threadpool) -> requests/s;
@@ -31,9 +33,10 @@ on errors or Ctrl-C.
 Output: one table (a line per setting and phase), then as the LAST line one JSON object
 {"sqlite_submits_per_s", "sqlite_p99_ms", "postgres_submits_per_s", "postgres_p99_ms",
 "sqlite_loop_submits_per_s", "sqlite_loop_p99_ms", "postgres_loop_submits_per_s",
-"postgres_loop_p99_ms"}: the first four from the submit-only phase, the loop_ ones from the
-annotator loop, all taken, per backend, from the setting with the most submit-only submits/s
-(null when not run).
+"postgres_loop_p99_ms", "sqlite_quick_vs_route", "postgres_quick_vs_route"}: the first four
+from the submit-only phase, the loop_ ones from the annotator loop, all taken, per backend, from
+the setting with the most submit-only submits/s; the quick_vs_route ones are submit-only
+submits/s with quick submit on over off, at the same setting (null when not run).
 
     .venv/bin/python bench/api_load.py                      # both backends, 1 worker, 32 clients
     .venv/bin/python bench/api_load.py --workers 1,2 --threads 4,8 --clients 16,32,64
@@ -878,6 +881,7 @@ class Row:
     workers: int
     threads: str
     clients: int
+    quick: bool
     phases: dict[str, PhaseResult]
     ceiling: PhaseResult | None
     async_ceiling: PhaseResult | None
@@ -902,20 +906,21 @@ def run_setting(
     workers: int,
     threads: int | None,
     clients: int,
+    quick: bool,
     args: argparse.Namespace,
     tmp: Path,
 ) -> Row:
     """Clone the template, serve it, run the ceilings, the annotator loop and the submit-only
     phase on that one server, stop, drop."""
     url = backend.clone()
-    env = {}
+    env = {"ARBITER_QUICK_SUBMIT": "true" if quick else "false"}
     if args.pool_size is not None:
         env["ARBITER_DB_POOL_SIZE"] = str(args.pool_size)
     if args.max_overflow is not None:
         env["ARBITER_DB_MAX_OVERFLOW"] = str(args.max_overflow)
     if threads is not None:
         env["ARBITER_THREADS"] = str(threads)
-    tag = f"{backend.name}-w{workers}-t{_threads_label(threads)}-c{clients}"
+    tag = f"{backend.name}-w{workers}-t{_threads_label(threads)}-c{clients}-q{_on(quick)}"
     server = Server(url, workers, tmp / f"server-{tag}.log", env)
     profilers: list[subprocess.Popen[bytes]] = []
     profiled: set[str] = set()
@@ -995,6 +1000,7 @@ def run_setting(
             workers,
             _threads_label(threads),
             clients,
+            quick,
             phases,
             ceilings["/healthz"],
             ceilings["/docs"],
@@ -1010,6 +1016,10 @@ def run_setting(
         backend.drop(url)
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def _f(value: float, digits: int = 1) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -1021,6 +1031,7 @@ def print_table(rows: list[Row]) -> None:
         "workers",
         "threads",
         "clients",
+        "quick",
         "phase",
         "submits/s",
         "submit p50 ms",
@@ -1050,6 +1061,7 @@ def print_table(rows: list[Row]) -> None:
                     str(r.workers),
                     r.threads,
                     str(r.clients),
+                    _on(r.quick),
                     kind + flags,
                     _f(s.rate("submit"), 0),
                     _f(s.pct("submit", 0.5)),
@@ -1073,8 +1085,8 @@ def print_table(rows: list[Row]) -> None:
         errors = {k: dict(s.errors) for k, s in r.phases.items() if s.errors}
         if errors or r.server_exceptions:
             print(
-                f"{r.backend} w{r.workers} t{r.threads} c{r.clients}: client errors {errors}; "
-                f"server log {dict(r.server_exceptions.most_common(3))}"
+                f"{r.backend} w{r.workers} t{r.threads} c{r.clients} q{_on(r.quick)}: "
+                f"client errors {errors}; server log {dict(r.server_exceptions.most_common(3))}"
             )
     print(
         "loop: each client leases (POST /v1/projects/{id}/assignments) then submits"
@@ -1085,6 +1097,8 @@ def print_table(rows: list[Row]) -> None:
     )
     print(
         "threads: ARBITER_THREADS of the server (default: not set);"
+        " quick: ARBITER_QUICK_SUBMIT (on: common-case submits below FastAPI and the ORM;"
+        " off: every submit through the route, the baseline);"
         " ceiling: GET /healthz req/s (async route, no key, no DB) with the same"
         " clients; req/s vs ceiling: (leases + submits)/s of the phase against it;"
         " async ceiling: GET /docs req/s (async route, no threadpool);"
@@ -1107,6 +1121,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_ints,
         default=[None],
         help="ARBITER_THREADS list: 4,8 (default: not set, the server's default)",
+    )
+    parser.add_argument(
+        "--quick-submit",
+        default="on,off",
+        help="ARBITER_QUICK_SUBMIT settings to run: on,off (off is the baseline: the route alone)",
     )
     parser.add_argument("--clients", type=_ints, default=[32], help="client counts: 16,32,64")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
@@ -1142,6 +1161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "py-spy thinks busy (includes waits in the DB driver)",
     )
     args = parser.parse_args(argv)
+    quick = [q.strip() for q in args.quick_submit.split(",") if q.strip()]
+    if not quick or not set(quick) <= {"on", "off"}:
+        parser.error("--quick-submit takes on and/or off")
+    args.quick_submit = [q == "on" for q in quick]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not set(args.backends) <= {"sqlite", "postgres"} or not args.backends:
         parser.error("--backends takes sqlite and/or postgres")
@@ -1152,6 +1175,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.items < max(args.clients):
         parser.error("--items must be at least the largest --clients")
     return args
+
+
+def quick_vs_route(rows: list[Row], backend: str) -> float | None:
+    """Submit-only submits/s with the quick path over the route alone, at the best setting."""
+    by_setting = {
+        (r.workers, r.threads, r.clients, r.quick): r for r in rows if r.backend == backend
+    }
+    ratios = [
+        r.submits_per_s / route.submits_per_s
+        for (w, t, c, quick), r in by_setting.items()
+        if quick and (route := by_setting.get((w, t, c, False))) and route.submits_per_s
+    ]
+    return round(max(ratios), 2) if ratios else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1178,9 +1214,12 @@ def main(argv: list[str] | None = None) -> int:
                 for workers in args.workers:
                     for threads in args.threads:
                         for clients in args.clients:
-                            rows.append(
-                                run_setting(backend, seed_, workers, threads, clients, args, tmp)
-                            )
+                            for quick in args.quick_submit:
+                                rows.append(
+                                    run_setting(
+                                        backend, seed_, workers, threads, clients, quick, args, tmp
+                                    )
+                                )
             finally:
                 backend.cleanup()
     print_table(rows)
@@ -1195,6 +1234,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             p99 = best.pct("submit", 0.99) if best else math.nan
             summary[f"{name}_{prefix}p99_ms"] = None if math.isnan(p99) else round(p99, 2)
+    for name in ("sqlite", "postgres"):
+        summary[f"{name}_quick_vs_route"] = quick_vs_route(rows, name)
     print(json.dumps(summary), flush=True)
     return 0
 

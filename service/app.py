@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from service import web
 from service.api import errors
 from service.api.deps import Db
+from service.api.quick_submit import QuickSubmitRoute
 from service.api.routes import (
     agreement,
     assignments,
@@ -25,6 +26,7 @@ from service.api.routes import (
 from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_session_factory
 from service.domain.auth import KeyCache
+from service.domain.quick_submit import open_quick_submit
 
 ROUTERS = (
     health,
@@ -60,7 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 quick_inline=settings.sqlite_quick_inline and is_sqlite(settings.database_url),
             )
             app.state.engine = engine
+            # SQLite's runs on the event loop: only where leases and submits already do.
+            inline = app.state.db.quick_inline or not is_sqlite(settings.database_url)
+            if settings.quick_submit and inline:
+                app.state.quick_submit = await open_quick_submit(engine, settings.db_pool_size)
         yield
+        if getattr(app.state, "quick_submit", None) is not None:
+            await app.state.quick_submit.close()
         if hasattr(app.state, "engine"):
             app.state.engine.dispose()
 
@@ -73,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache(settings.auth_cache_seconds)
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(QuickSubmitRoute)
     for module in ROUTERS:
         app.include_router(module.router)
     web.install(app)

@@ -118,6 +118,11 @@ _sqlite_write_locks: dict[str, threading.Lock] = {}
 _WRITE_LOCK_KEY = "arbiter_sqlite_write_lock"
 
 
+def sqlite_write_lock(engine: Engine) -> threading.Lock:
+    """This process's writer lock of a SQLite database (held for a whole write transaction)."""
+    return _sqlite_write_locks.setdefault(str(engine.url), threading.Lock())
+
+
 def begin_write(session: Session) -> None:
     """Open the session's transaction as a writer.
 
@@ -133,7 +138,7 @@ def begin_write(session: Session) -> None:
         # A read transaction cannot be upgraded safely (SQLITE_BUSY_SNAPSHOT under WAL):
         # end it (it holds only reads) and start over as a writer.
         session.commit()
-    lock = _sqlite_write_locks.setdefault(str(bind.engine.url), threading.Lock())
+    lock = sqlite_write_lock(bind.engine)
     lock.acquire()
     session.info[_WRITE_LOCK_KEY] = lock
     try:

@@ -10,13 +10,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
 from service.domain.assignment import slots_taken
 from service.domain.items import LabelView
+from service.domain.quick_submit import count_label, one_statement_submit
 from service.errors import Conflict, Invalid, NotFound
 from service.models import (
     Assignment,
@@ -51,54 +52,7 @@ class _Target:
     overlap: int
 
 
-def _one_statement_submit() -> Insert:
-    """PostgreSQL: mark the live lease submitted, count the label, store it; one round trip.
-
-    Matches only a live lease of the caller on an item of the label's kind; anything else
-    (retries, expired or skipped leases, unknown ids) returns no row and takes the general path.
-    """
-    columns = HumanLabel.__table__.c
-    submitted = (
-        update(Assignment)
-        .where(
-            Assignment.id == bindparam("p_assignment_id"),
-            Assignment.annotator_id == bindparam("p_annotator_id"),
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.lease_expires_at > bindparam("p_now"),
-            Item.id == Assignment.item_id,
-            Item.kind == bindparam("p_kind"),
-        )
-        .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
-        .returning(Assignment.id, Assignment.item_id, Assignment.project_id)
-        .cte("submitted")
-    )
-    overlap = select(Project.overlap).where(Project.id == Item.project_id).scalar_subquery()
-    counted = (
-        update(Item)
-        .where(Item.id == submitted.c.item_id)
-        .values(label_count=Item.label_count + 1, is_complete=Item.label_count + 1 >= overlap)
-        .returning(Item.id)
-        .cte("counted")
-    )
-    names = ["annotator_id", "kind", "value", "rationale", "origin", "idempotency_key"]
-    rows = select(
-        submitted.c.project_id,
-        submitted.c.item_id,
-        submitted.c.id,
-        # Parameter names differ from column names: SQLAlchemy would otherwise also read
-        # them as SET values of the UPDATEs above.
-        *(bindparam(f"p_{name}", type_=columns[name].type) for name in names),
-        bindparam("p_now", type_=columns.created_at.type),
-    )
-    return (
-        insert(HumanLabel)
-        .from_select(["project_id", "item_id", "assignment_id", *names, "created_at"], rows)
-        .returning(HumanLabel.id, HumanLabel.item_id)
-        .add_cte(submitted, counted)
-    )
-
-
-_ONE_STATEMENT_SUBMIT = _one_statement_submit()
+_ONE_STATEMENT_SUBMIT = one_statement_submit()
 
 
 def _try_one_statement(
@@ -191,14 +145,7 @@ _MARK_SUBMITTED = (
     )
     .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
 )
-_COUNT_LABEL = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("p_item_id"))
-    .values(
-        label_count=_ITEMS.c.label_count + 1,
-        is_complete=_ITEMS.c.label_count + 1 >= bindparam("p_overlap"),
-    )
-)
+_COUNT_LABEL = count_label(bindparam("p_item_id", type_=Integer()))
 
 
 def _target(session: Session, assignment_id: int, annotator_id: int) -> _Target:
@@ -322,7 +269,7 @@ def submit_label(
     if marked != 1:  # skipped by a concurrent request since we read it
         session.rollback()
         raise Conflict("this assignment was skipped; it takes no label", "assignment_id")
-    conn.execute(_COUNT_LABEL, {"p_item_id": target.item_id, "p_overlap": target.overlap})
+    conn.execute(_COUNT_LABEL, {"p_item_id": target.item_id})
     session.commit()
     view = LabelView(
         label_id,

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.config import Settings
 from service.models import Assignment, HumanLabel, Item
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, lease, make_project, submit
@@ -16,6 +17,13 @@ from tests.service.helpers import import_rows, lease, make_project, submit
 def db_url(any_db_url: str) -> str:
     """Leases and submits run on SQLite and on PostgreSQL (different code paths)."""
     return any_db_url
+
+
+@pytest.fixture(params=[True, False], ids=["quick-submit", "route-only"])
+def settings(db_url: str, request: pytest.FixtureRequest) -> Settings:
+    """Every rule holds with common-case submits answered by the quick path (which needs
+    cached keys) and with the route alone."""
+    return Settings(database_url=db_url, auth_cache_seconds=60, quick_submit=request.param)
 
 
 PAIRS = [{"prompt": f"q{n}", "responses": [f"a{n}", f"b{n}"]} for n in range(3)]

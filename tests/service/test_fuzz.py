@@ -17,7 +17,8 @@ import orjson
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import ASGIClient
@@ -196,6 +197,12 @@ def db_url(any_db_url: str) -> str:
 
 
 @pytest.fixture
+def settings(db_url: str) -> Settings:
+    """Keys cached, as served: submits the quick path can answer reach it."""
+    return Settings(database_url=db_url, auth_cache_seconds=60)
+
+
+@pytest.fixture
 def target(
     client: TestClient, keys: Keys, session_factory: sessionmaker[Session]
 ) -> Iterator[Target]:
@@ -233,7 +240,7 @@ CHECKS = [
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(
+@hypothesis_settings(
     max_examples=30,
     derandomize=True,
     database=None,

@@ -27,6 +27,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+def label_input(body: LabelIn) -> LabelInput:
+    """A submitted label as the domain takes it."""
+    return LabelInput(
+        kind=FeedbackKind(body.kind),
+        value=body.model_dump(exclude={"kind", "rationale"}),
+        rationale=body.rationale,
+    )
+
+
 @router.post(
     "/v1/projects/{project_id}/assignments",
     responses={204: {"description": "No item is left for you in this project"}},
@@ -70,14 +79,12 @@ async def submit(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> LabelOut:
-    """Submit your label for an assignment (idempotent: a retry creates nothing)."""
-    label = LabelInput(
-        kind=FeedbackKind(body.kind),
-        value=body.model_dump(exclude={"kind", "rationale"}),
-        rationale=body.rationale,
-    )
+    """Submit your label for an assignment (idempotent: a retry creates nothing).
+
+    Common-case submits are answered before this route, by `service/api/quick_submit.py`.
+    """
     stored, created = await db.quick(
-        submit_label, assignment_id, (user.user_id, user.name), label, idempotency_key
+        submit_label, assignment_id, (user.user_id, user.name), label_input(body), idempotency_key
     )
     if not created:
         response.status_code = 200
