@@ -76,7 +76,7 @@ def serve(
     if key is not None:
         typer.echo(f"\nFirst start: created user 'admin'. Admin API key (shown once):\n\n  {key}\n")
     uvicorn.run(
-        "service.app:create_app",
+        "service.app:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

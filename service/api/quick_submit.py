@@ -53,8 +53,12 @@ def _headers(scope: Scope) -> dict[bytes, bytes] | None:
 
 
 def _json_content_type(value: bytes | None) -> bool:
-    """True when FastAPI reads the body as JSON (no Content-Type, or application/json)."""
-    return value is None or value.split(b";", 1)[0].strip().lower() == b"application/json"
+    """True for `application/json` (parameters aside), which the route reads as JSON.
+
+    Without a Content-Type the route answers 422 (FastAPI's strict content type); that and
+    the rarer JSON types (`application/*+json`) are left to it.
+    """
+    return value is not None and value.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.db import begin_write, dialect_insert, utcnow
+from service.db import begin_write, dialect_insert, plan_each_statement, utcnow
 from service.domain.importers import FORMAT_KINDS, PARSERS, LineError, Record, check_shape
 from service.errors import Invalid, NotFound
 from service.models import (
@@ -240,6 +240,7 @@ class _BatchWriter:
             return
         batch, self.pending = self.pending, []
         begin_write(self.session)
+        plan_each_statement(self.session)
         fresh = self._drop_known_external_ids(batch)
         prompt_ids = self._prompt_ids(fresh) if fresh else {}
         now = utcnow()

@@ -10,14 +10,20 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
 from service.domain.assignment import slots_taken
 from service.domain.items import LabelView
-from service.domain.quick_submit import count_label, one_statement_submit
+from service.domain.quick_submit import (
+    LABEL_BINDS,
+    count_label,
+    one_statement_submit,
+    stored_view,
+    submit_params,
+)
 from service.errors import Conflict, Invalid, NotFound
 from service.models import (
     Assignment,
@@ -62,43 +68,17 @@ def _try_one_statement(
     label: LabelInput,
     idempotency_key: str | None,
 ) -> LabelView | None:
-    now = utcnow()
+    params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
     try:
         # On the Connection: the ORM would take a dict of parameters for bulk-insert rows.
-        row = (
-            session.connection()
-            .execute(
-                _ONE_STATEMENT_SUBMIT,
-                {
-                    "p_assignment_id": assignment_id,
-                    "p_annotator_id": annotator[0],
-                    "p_kind": label.kind,
-                    "p_value": label.value,
-                    "p_rationale": label.rationale,
-                    "p_origin": LabelOrigin.annotation,
-                    "p_idempotency_key": idempotency_key,
-                    "p_now": now,
-                },
-            )
-            .first()
-        )
+        row = session.connection().execute(_ONE_STATEMENT_SUBMIT, params).first()
     except IntegrityError:
         row = None  # e.g. an Idempotency-Key used before: the general path explains
     if row is None:
         session.rollback()
         return None
     session.commit()
-    return LabelView(
-        row[0],
-        row[1],
-        assignment_id,
-        annotator[1],
-        label.kind,
-        label.value,
-        label.rationale,
-        LabelOrigin.annotation.value,
-        now,
-    )
+    return stored_view(row[0], row[1], annotator[1], params, label)
 
 
 def normalise_ranking(ranking: list[int | list[int]], response_ids: list[int]) -> list[list[int]]:
@@ -145,7 +125,7 @@ _MARK_SUBMITTED = (
     )
     .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
 )
-_COUNT_LABEL = count_label(bindparam("p_item_id", type_=Integer()))
+_COUNT_LABEL = count_label(LABEL_BINDS["item_id"])
 
 
 def _target(session: Session, assignment_id: int, annotator_id: int) -> _Target:

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Engine,
     Insert,
-    Integer,
     Table,
     Update,
     bindparam,
@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-from service.db import sqlite_write_lock, utcnow
+from service.db import make_engine, sqlite_write_lock, utcnow
 from service.domain.items import LabelView
 from service.models import (
     Assignment,
@@ -61,19 +61,44 @@ QUICK_KINDS = frozenset({FeedbackKind.pairwise, FeedbackKind.binary})
 _ASSIGNMENTS, _ITEMS, _LABELS, _PROJECTS = (
     cast(Table, model.__table__) for model in (Assignment, Item, HumanLabel, Project)
 )
-LABEL_COLUMNS = (
-    "project_id",
-    "item_id",
-    "assignment_id",
-    "annotator_id",
-    "kind",
-    "value",
-    "rationale",
-    "origin",
-    "idempotency_key",
-    "created_at",
-)
-"""The label columns a submit writes; the rest are the table's own defaults."""
+# Parameter names differ from column names: SQLAlchemy would otherwise also read them as SET
+# values of the UPDATEs the one-statement submit holds.
+LABEL_BINDS: dict[str, BindParameter[Any]] = {
+    column: bindparam(name, type_=_LABELS.c[column].type)
+    for column, name in (
+        ("project_id", "p_project_id"),
+        ("item_id", "p_item_id"),
+        ("assignment_id", "p_assignment_id"),
+        ("annotator_id", "p_annotator_id"),
+        ("kind", "p_kind"),
+        ("value", "p_value"),
+        ("rationale", "p_rationale"),
+        ("origin", "p_origin"),
+        ("idempotency_key", "p_idempotency_key"),
+        ("created_at", "p_now"),
+    )
+}
+"""The label columns a submit writes, each with its parameter; the rest are table defaults."""
+
+
+def submit_params(
+    assignment_id: int,
+    annotator_id: int,
+    label: LabelInput,
+    idempotency_key: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The parameters of a common-case submit's statements (all but the item's ids)."""
+    return {
+        "p_assignment_id": assignment_id,
+        "p_annotator_id": annotator_id,
+        "p_kind": label.kind,
+        "p_value": label.value,
+        "p_rationale": label.rationale,
+        "p_origin": LabelOrigin.annotation,
+        "p_idempotency_key": idempotency_key,
+        "p_now": now,
+    }
 
 
 def mark_live_lease_submitted() -> Update:
@@ -86,13 +111,13 @@ def mark_live_lease_submitted() -> Update:
     return (
         update(_ASSIGNMENTS)
         .where(
-            a.id == bindparam("p_assignment_id"),
-            a.annotator_id == bindparam("p_annotator_id"),
+            a.id == LABEL_BINDS["assignment_id"],
+            a.annotator_id == LABEL_BINDS["annotator_id"],
             a.status == AssignmentStatus.leased,
-            a.lease_expires_at > bindparam("p_now"),
-            exists().where(i.id == a.item_id, i.kind == bindparam("p_kind")),
+            a.lease_expires_at > LABEL_BINDS["created_at"],
+            exists().where(i.id == a.item_id, i.kind == LABEL_BINDS["kind"]),
         )
-        .values(status=AssignmentStatus.submitted, completed_at=bindparam("p_now"))
+        .values(status=AssignmentStatus.submitted, completed_at=LABEL_BINDS["created_at"])
         .returning(a.id, a.item_id, a.project_id)
     )
 
@@ -112,19 +137,15 @@ def one_statement_submit() -> Insert:
     """PostgreSQL: the three steps as one statement: mark, count, store (one round trip)."""
     submitted = mark_live_lease_submitted().cte("submitted")
     counted = count_label(submitted.c.item_id).returning(_ITEMS.c.id).cte("counted")
-    names = LABEL_COLUMNS[3:-1]
-    rows = select(
-        submitted.c.project_id,
-        submitted.c.item_id,
-        submitted.c.id,
-        # Parameter names differ from column names: SQLAlchemy would otherwise also read
-        # them as SET values of the UPDATEs above.
-        *(bindparam(f"p_{name}", type_=_LABELS.c[name].type) for name in names),
-        bindparam("p_now", type_=_LABELS.c.created_at.type),
-    )
+    from_lease = {
+        "project_id": submitted.c.project_id,
+        "item_id": submitted.c.item_id,
+        "assignment_id": submitted.c.id,
+    }
+    rows = select(*(from_lease.get(column, bind) for column, bind in LABEL_BINDS.items()))
     return (
         insert(_LABELS)
-        .from_select(list(LABEL_COLUMNS), rows)
+        .from_select(list(LABEL_BINDS), rows)
         .returning(_LABELS.c.id, _LABELS.c.item_id)
         .add_cte(submitted, counted)
     )
@@ -140,11 +161,9 @@ class _Compiled:
     processors: Mapping[str, Callable[[Any], Any]]
 
     @classmethod
-    def of(
-        cls, statement: Insert | Update, dialect: Dialect, columns: Sequence[str] | None = None
-    ) -> _Compiled:
-        """Compile `statement` (an INSERT for `columns`, if given) for `dialect`."""
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns or ()) or None)
+    def of(cls, statement: Insert | Update, dialect: Dialect) -> _Compiled:
+        """Compile `statement` for `dialect`."""
+        compiled = statement.compile(dialect=dialect)
         binds = {name: bind for bind, name in compiled.bind_names.items()}
         processors = {
             name: processor
@@ -184,34 +203,43 @@ class QuickSubmit(Protocol):
         """Give the connection(s) back."""
 
 
-def _view(
-    label_id: int, item_id: int, assignment_id: int, name: str, label: LabelInput, now: dt.datetime
+def stored_view(
+    label_id: int, item_id: int, name: str, params: Mapping[str, Any], label: LabelInput
 ) -> LabelView:
-    origin = LabelOrigin.annotation.value
+    """The label a common-case submit stored, as the route shows it."""
     return LabelView(
         label_id,
         item_id,
-        assignment_id,
+        params["p_assignment_id"],
         name,
         label.kind,
         label.value,
         label.rationale,
-        origin,
-        now,
+        LabelOrigin.annotation.value,
+        params["p_now"],
     )
 
 
 class _SqliteQuickSubmit:
-    """Three statements on one raw connection, used only from the event loop's thread."""
+    """Three statements in one BEGIN IMMEDIATE transaction on a connection of its own.
 
-    def __init__(self, engine: Engine) -> None:
+    Used only from the event loop's thread, under this process's SQLite writer lock.
+    """
+
+    def __init__(self, engine: Engine, busy_timeout_ms: int) -> None:
         dialect = engine.dialect
-        self._lock = sqlite_write_lock(engine)
-        self._pooled = engine.raw_connection()  # the engine's PRAGMAs and BEGIN handling
+        url = engine.url.render_as_string(hide_password=False)
+        # An engine of its own (the same PRAGMAs): holding one of the app's pooled connections
+        # for good would starve a small ARBITER_DB_POOL_SIZE.
+        self._engine = make_engine(url, pool_size=1, busy_timeout_ms=busy_timeout_ms)
+        self._lock = sqlite_write_lock(self._engine)
+        self._pooled = self._engine.raw_connection()
         self._conn = cast(sqlite3.Connection, self._pooled.driver_connection)
         self._mark = _Compiled.of(mark_live_lease_submitted(), dialect)
-        self._count = _Compiled.of(count_label(bindparam("p_item_id", type_=Integer())), dialect)
-        self._insert = _Compiled.of(insert(_LABELS).returning(_LABELS.c.id), dialect, LABEL_COLUMNS)
+        self._count = _Compiled.of(count_label(LABEL_BINDS["item_id"]), dialect)
+        self._insert = _Compiled.of(
+            insert(_LABELS).values(LABEL_BINDS).returning(_LABELS.c.id), dialect
+        )
 
     async def submit(
         self,
@@ -220,47 +248,38 @@ class _SqliteQuickSubmit:
         label: LabelInput,
         idempotency_key: str | None,
     ) -> LabelView | None:
-        now = utcnow()
-        marking = {
-            "p_assignment_id": assignment_id,
-            "p_annotator_id": annotator[0],
-            "p_kind": label.kind,
-            "p_now": now,
-        }
-        conn = self._conn
+        params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
         with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                marked = conn.execute(self._mark.sql, self._mark.params(marking)).fetchone()
-                if marked is None:
-                    conn.rollback()
-                    return None
-                _, item_id, project_id = marked
-                conn.execute(self._count.sql, self._count.params({"p_item_id": item_id}))
-                row = {
-                    "project_id": project_id,
-                    "item_id": item_id,
-                    "assignment_id": assignment_id,
-                    "annotator_id": annotator[0],
-                    "kind": label.kind,
-                    "value": label.value,
-                    "rationale": label.rationale,
-                    "origin": LabelOrigin.annotation,
-                    "idempotency_key": idempotency_key,
-                    "created_at": now,
-                }
-                (label_id,) = conn.execute(self._insert.sql, self._insert.params(row)).fetchone()
-            except sqlite3.IntegrityError:  # an Idempotency-Key used before
-                conn.rollback()
+            label_id = self._write(params)
+        if label_id is None:
+            return None
+        return stored_view(label_id, params["p_item_id"], annotator[1], params, label)
+
+    def _write(self, params: dict[str, Any]) -> int | None:
+        """Mark, count, insert and commit; the label's id, or None with nothing written."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            marked = conn.execute(self._mark.sql, self._mark.params(params)).fetchone()
+            if marked is None:
+                conn.execute("ROLLBACK")
                 return None
-            except BaseException:
-                conn.rollback()
-                raise
+            params["p_item_id"], params["p_project_id"] = marked[1], marked[2]
+            conn.execute(self._count.sql, self._count.params(params))
+            (label_id,) = conn.execute(self._insert.sql, self._insert.params(params)).fetchone()
             conn.execute("COMMIT")
-        return _view(label_id, item_id, assignment_id, annotator[1], label, now)
+        except sqlite3.IntegrityError:  # an Idempotency-Key used before
+            conn.execute("ROLLBACK")
+            return None
+        except BaseException:
+            if conn.in_transaction:  # e.g. a failed COMMIT leaves the transaction open
+                conn.execute("ROLLBACK")
+            raise
+        return int(label_id)
 
     async def close(self) -> None:
         self._pooled.close()
+        self._engine.dispose()
 
 
 class _PostgresQuickSubmit:
@@ -278,7 +297,7 @@ class _PostgresQuickSubmit:
         )
 
     async def open(self) -> None:
-        await self._pool.open()
+        await self._pool.open(wait=True)
 
     async def submit(
         self,
@@ -287,37 +306,27 @@ class _PostgresQuickSubmit:
         label: LabelInput,
         idempotency_key: str | None,
     ) -> LabelView | None:
-        now = utcnow()
-        params = self._statement.params(
-            {
-                "p_assignment_id": assignment_id,
-                "p_annotator_id": annotator[0],
-                "p_kind": label.kind,
-                "p_value": label.value,
-                "p_rationale": label.rationale,
-                "p_origin": LabelOrigin.annotation,
-                "p_idempotency_key": idempotency_key,
-                "p_now": now,
-            }
-        )
+        params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
         async with self._pool.connection() as conn:
             try:
-                cursor = await conn.execute(self._statement.sql, params)
+                cursor = await conn.execute(self._statement.sql, self._statement.params(params))
             except psycopg.errors.UniqueViolation:  # an Idempotency-Key used before
                 return None
             row = await cursor.fetchone()
         if row is None:
             return None
-        return _view(row[0], row[1], assignment_id, annotator[1], label, now)
+        return stored_view(row[0], row[1], annotator[1], params, label)
 
     async def close(self) -> None:
         await self._pool.close()
 
 
-async def open_quick_submit(engine: Engine, pool_size: int) -> QuickSubmit | None:
+async def open_quick_submit(
+    engine: Engine, pool_size: int, busy_timeout_ms: int
+) -> QuickSubmit | None:
     """The common-case submit for the engine's database, or None where there is none."""
     if engine.dialect.name == "sqlite":
-        return _SqliteQuickSubmit(engine)
+        return _SqliteQuickSubmit(engine, busy_timeout_ms)
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
         quick = _PostgresQuickSubmit(engine, pool_size)
         await quick.open()
