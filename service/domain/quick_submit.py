@@ -249,8 +249,11 @@ class _SqliteQuickSubmit:
         idempotency_key: str | None,
     ) -> LabelView | None:
         params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
-        with self._lock:
-            label_id = self._write(params)
+        try:
+            with self._lock:
+                label_id = self._write(params)
+        except sqlite3.IntegrityError:  # an Idempotency-Key used before
+            return None
         if label_id is None:
             return None
         return stored_view(label_id, params["p_item_id"], annotator[1], params, label)
@@ -268,11 +271,8 @@ class _SqliteQuickSubmit:
             conn.execute(self._count.sql, self._count.params(params))
             (label_id,) = conn.execute(self._insert.sql, self._insert.params(params)).fetchone()
             conn.execute("COMMIT")
-        except sqlite3.IntegrityError:  # an Idempotency-Key used before
-            conn.execute("ROLLBACK")
-            return None
         except BaseException:
-            if conn.in_transaction:  # e.g. a failed COMMIT leaves the transaction open
+            if conn.in_transaction:  # a failed COMMIT leaves the transaction open, too
                 conn.execute("ROLLBACK")
             raise
         return int(label_id)

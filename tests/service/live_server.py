@@ -1,4 +1,5 @@
-"""A real `uvicorn` server process on a test database, for tests that need real concurrency."""
+"""A real `uvicorn` server process of the app `arbiter serve` runs, on a test database, for tests
+that need real concurrency."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def live_server(db_url: str, workers: int = 2, **env: str) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "service.app:create_app",
+            "service.app:create_served_app",
             "--factory",
             "--host",
             "127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from service.app import create_served_app
 from service.cli import app
 from service.config import get_settings
 from service.db import make_engine, make_session_factory
@@ -121,3 +123,17 @@ def test_serve_migrates_prints_an_admin_key_once_and_serves(tmp_path: Path) -> N
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_the_served_app_freezes_the_start_up_heap_out_of_the_collectors_sight(
+    cli_env: str,
+) -> None:
+    gc.unfreeze()
+    try:
+        served = create_served_app()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+    assert served.title == "Arbiter"
+    assert frozen > 10_000  # the imported frameworks' objects, not a handful

@@ -5,12 +5,41 @@ import io
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import HumanLabel, Item, LabelOrigin, Prompt, Response
+from service.db import make_engine, make_session_factory
+from service.domain import imports
+from service.domain.auth import create_key
+from service.domain.projects import create_project
+from service.models import (
+    FeedbackKind,
+    HumanLabel,
+    Import,
+    Item,
+    LabelOrigin,
+    Prompt,
+    Response,
+    Role,
+)
 from tests.conftest import HH_SAMPLE, Keys
 from tests.service.helpers import import_rows, jsonl, lease, make_project
+
+
+def _operator_and_project(factory: sessionmaker[Session]) -> tuple[int, int]:
+    """An operator and a pairwise project of theirs, made in the domain: (user id, project id)."""
+    with factory() as s:
+        _, user, _ = create_key(s, "op", Role.operator)
+        project = create_project(
+            s,
+            name="p",
+            kind=FeedbackKind.pairwise,
+            overlap=1,
+            lease_seconds=60,
+            instructions="",
+            created_by_id=user.id,
+        )
+    return user.id, project.id
 
 
 def _count(factory: sessionmaker[Session], model: type) -> int:
@@ -215,24 +244,8 @@ def test_the_hh_rlhf_sample_imports_every_line_as_a_pair_with_its_label(
 def test_a_database_failure_mid_import_removes_the_batches_already_written(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.db import make_engine, make_session_factory
-    from service.domain import imports
-    from service.domain.auth import create_key
-    from service.domain.projects import create_project
-    from service.models import FeedbackKind, Import, Role
-
     factory = make_session_factory(make_engine(sqlite_url))
-    with factory() as s:
-        _, user, _ = create_key(s, "op", Role.operator)
-        project = create_project(
-            s,
-            name="p",
-            kind=FeedbackKind.pairwise,
-            overlap=1,
-            lease_seconds=60,
-            instructions="",
-            created_by_id=user.id,
-        )
+    user_id, project_id = _operator_and_project(factory)
     calls = []
     real = imports._BatchWriter._drop_known_external_ids
 
@@ -246,7 +259,7 @@ def test_a_database_failure_mid_import_removes_the_batches_already_written(
     rows = jsonl([{"prompt": f"p{n}", "responses": ["a", "b"]} for n in range(25)])
     with factory() as s, pytest.raises(RuntimeError):
         imports.run_import(
-            s, project.id, io.BytesIO(rows), imports.ImportOptions(batch_size=10), user.id
+            s, project_id, io.BytesIO(rows), imports.ImportOptions(batch_size=10), user_id
         )
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Item)) == 0
@@ -257,8 +270,6 @@ def test_a_database_failure_mid_import_removes_the_batches_already_written(
 def test_items_of_an_import_are_offered_only_once_it_has_finished(
     client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.domain import imports
-
     project_id = make_project(client, keys)
     seen: list[int] = []
     real_finish = imports._finish
@@ -271,3 +282,31 @@ def test_items_of_an_import_are_offered_only_once_it_has_finished(
     import_rows(client, keys, project_id, [{"prompt": "p", "responses": ["a", "b"]}])
     assert seen == [204]
     assert lease(client, keys.annotator, project_id).status_code == 200
+
+
+def test_postgres_import_batches_plan_each_statement_and_the_setting_ends_with_them(
+    pg_url: str,
+) -> None:
+    # One pooled connection, so the check after the import reads the connection it used.
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0)
+    factory = make_session_factory(engine)
+    user_id, project_id = _operator_and_project(factory)
+    modes: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def read_mode(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO items"):
+            modes.append(cursor.connection.execute("SHOW plan_cache_mode").fetchone()[0])
+
+    rows = jsonl([{"prompt": f"p{n}", "responses": ["a", "b"]} for n in range(25)])
+    with factory() as s:
+        report = imports.run_import(
+            s, project_id, io.BytesIO(rows), imports.ImportOptions(batch_size=10), user_id
+        )
+    with factory() as s:
+        after = s.scalar(text("SHOW plan_cache_mode"))
+    engine.dispose()
+
+    assert report.lines_imported == 25
+    assert modes == ["force_custom_plan"] * 3  # each of the three batches
+    assert after == "auto"

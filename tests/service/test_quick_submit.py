@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,3 +195,71 @@ def test_an_uncached_key_or_a_listwise_label_never_reaches_the_quick_path(
 def test_with_quick_submit_off_the_app_has_no_quick_path(settings: Settings) -> None:
     with TestClient(create_app(settings.model_copy(update={"quick_submit": False}))) as client:
         assert getattr(client.app.state, "quick_submit", None) is None  # type: ignore[attr-defined]
+
+
+def test_a_body_without_content_type_gets_the_routes_422_and_nothing_is_stored(
+    client: TestClient, keys: Keys, answered: Answered, session_factory: sessionmaker[Session]
+) -> None:
+    project_id = _project(client, keys)
+    assignment_id = _leased(client, keys.annotator, project_id)
+
+    response = client.post(
+        f"/v1/assignments/{assignment_id}/labels",
+        content=b'{"kind": "pairwise", "choice": "a"}',
+        headers=Keys.auth(keys.annotator),
+    )
+
+    assert response.status_code == 422, response.text
+    assert answered.results == []
+    with session_factory() as session:
+        assert session.scalars(select(HumanLabel)).all() == []
+
+
+def test_one_pooled_connection_is_enough_for_leases_and_quick_submits(
+    settings: Settings, keys: Keys
+) -> None:
+    # The quick path holds a connection of its own, never one of the app's pool.
+    one = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    with TestClient(create_app(one)) as client:
+        recorded = Answered(client)
+        project_id = _project(client, keys)
+        statuses = []
+        for _ in range(3):
+            assignment_id = _leased(client, keys.annotator, project_id)
+            body = {"kind": "pairwise", "choice": "a"}
+            statuses.append(submit(client, keys.annotator, assignment_id, body).status_code)
+
+    assert statuses == [201, 201, 201]
+    assert recorded.by_quick_path() == [True, True, True]
+
+
+@pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)
+def test_a_failed_sqlite_commit_writes_nothing_and_the_next_submit_is_stored(
+    settings: Settings, keys: Keys, session_factory: sessionmaker[Session]
+) -> None:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        project_id = _project(client, keys)
+        assignment_id = _leased(client, keys.annotator, project_id)
+        connection = client.app.state.quick_submit._conn  # type: ignore[attr-defined]
+        # SQLite's authorizer refuses to prepare COMMIT: the transaction stays open, as after
+        # a COMMIT that fails for real (e.g. a disk I/O error).
+        connection.set_authorizer(
+            lambda action, arg, *_: (
+                sqlite3.SQLITE_DENY
+                if (action, arg) == (sqlite3.SQLITE_TRANSACTION, "COMMIT")
+                else sqlite3.SQLITE_OK
+            )
+        )
+        body = {"kind": "pairwise", "choice": "a"}
+
+        failed = submit(client, keys.annotator, assignment_id, body)
+        with session_factory() as session:
+            labels_after_failure = session.scalars(select(HumanLabel)).all()
+            assignment = session.get(Assignment, assignment_id)
+        connection.set_authorizer(None)
+        stored = submit(client, keys.annotator, assignment_id, body)
+
+    assert failed.status_code == 500
+    assert labels_after_failure == []
+    assert assignment is not None and assignment.status == AssignmentStatus.leased
+    assert stored.status_code == 201
