@@ -1139,7 +1139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--items",
         type=int,
-        default=20_000,
+        default=40_000,
         help="items in each of the two projects (each run starts full); the submit-only phase "
         "needs at least its submits/s x (warm-up + duration)",
     )

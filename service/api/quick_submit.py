@@ -33,6 +33,15 @@ _MAX_IDEMPOTENCY_KEY = 200
 _LABEL = TypeAdapter[LabelIn](LabelIn)
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the app's `root_path` (as Starlette routes)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path
+
+
 def _plain_label(body: bytes) -> LabelInput | None:
     """The label, if the route's schema takes the body strictly; None to let the route say."""
     try:
@@ -97,7 +106,7 @@ class QuickSubmitRoute:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        match = _PATH.fullmatch(scope["path"])
+        match = _PATH.fullmatch(_route_path(scope))
         quick: QuickSubmit | None = getattr(scope["app"].state, "quick_submit", None)
         if match is None or quick is None:
             await self.app(scope, receive, send)
@@ -109,7 +118,8 @@ class QuickSubmitRoute:
         if answer is None:
             await self.app(scope, _replaying(body, receive), send)
             return
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+        # The route's JSONResponse headers, in its order.
+        headers = [(b"content-length", b"%d" % len(answer)), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 

@@ -68,10 +68,11 @@ def _try_one_statement(
     label: LabelInput,
     idempotency_key: str | None,
 ) -> LabelView | None:
+    connection = session.connection()  # checked out before the clock is read
     params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
     try:
         # On the Connection: the ORM would take a dict of parameters for bulk-insert rows.
-        row = session.connection().execute(_ONE_STATEMENT_SUBMIT, params).first()
+        row = connection.execute(_ONE_STATEMENT_SUBMIT, params).first()
     except IntegrityError:
         row = None  # e.g. an Idempotency-Key used before: the general path explains
     if row is None:

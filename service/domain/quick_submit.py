@@ -88,7 +88,11 @@ def submit_params(
     idempotency_key: str | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The parameters of a common-case submit's statements (all but the item's ids)."""
+    """The parameters of a common-case submit's statements (all but the item's ids).
+
+    `now` decides whether the lease is still live: read the clock once the database is
+    reached (connection checked out, write lock held), never before a wait.
+    """
     return {
         "p_assignment_id": assignment_id,
         "p_annotator_id": annotator_id,
@@ -248,21 +252,24 @@ class _SqliteQuickSubmit:
         label: LabelInput,
         idempotency_key: str | None,
     ) -> LabelView | None:
-        params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
         try:
             with self._lock:
-                label_id = self._write(params)
+                stored = self._write(assignment_id, annotator[0], label, idempotency_key)
         except sqlite3.IntegrityError:  # an Idempotency-Key used before
             return None
-        if label_id is None:
+        if stored is None:
             return None
+        label_id, params = stored
         return stored_view(label_id, params["p_item_id"], annotator[1], params, label)
 
-    def _write(self, params: dict[str, Any]) -> int | None:
-        """Mark, count, insert and commit; the label's id, or None with nothing written."""
+    def _write(
+        self, assignment_id: int, annotator_id: int, label: LabelInput, key: str | None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Mark, count, insert, commit: (label id, parameters), or None with nothing written."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            params = submit_params(assignment_id, annotator_id, label, key, utcnow())
             marked = conn.execute(self._mark.sql, self._mark.params(params)).fetchone()
             if marked is None:
                 conn.execute("ROLLBACK")
@@ -275,7 +282,7 @@ class _SqliteQuickSubmit:
             if conn.in_transaction:  # a failed COMMIT leaves the transaction open, too
                 conn.execute("ROLLBACK")
             raise
-        return int(label_id)
+        return int(label_id), params
 
     async def close(self) -> None:
         self._pooled.close()
@@ -297,7 +304,9 @@ class _PostgresQuickSubmit:
         )
 
     async def open(self) -> None:
-        await self._pool.open(wait=True)
+        # Connects in the background, as the engine connects lazily: a database that is down
+        # at start-up fails requests, not the server's start.
+        await self._pool.open(wait=False)
 
     async def submit(
         self,
@@ -306,8 +315,8 @@ class _PostgresQuickSubmit:
         label: LabelInput,
         idempotency_key: str | None,
     ) -> LabelView | None:
-        params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
         async with self._pool.connection() as conn:
+            params = submit_params(assignment_id, annotator[0], label, idempotency_key, utcnow())
             try:
                 cursor = await conn.execute(self._statement.sql, self._statement.params(params))
             except psycopg.errors.UniqueViolation:  # an Idempotency-Key used before

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.app import create_app
 from service.config import Settings
+from service.db import sqlite_write_lock
 from service.domain.items import LabelView
-from service.models import Assignment, AssignmentStatus, HumanLabel, Item
+from service.models import Assignment, AssignmentStatus, HumanLabel, Item, User
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, lease, make_project, submit
 
@@ -171,25 +174,186 @@ def test_submits_on_leases_that_are_not_live_and_the_callers_go_to_the_route(
     assert answered.by_quick_path() == [False, False, False]
 
 
-def test_an_uncached_key_or_a_listwise_label_never_reaches_the_quick_path(
-    settings: Settings, keys: Keys
-) -> None:
+def test_a_key_not_cached_yet_never_reaches_the_quick_path(settings: Settings, keys: Keys) -> None:
     uncached = settings.model_copy(update={"auth_cache_seconds": 0})
     with TestClient(create_app(uncached)) as client:
         recorded = Answered(client)
         project_id = _project(client, keys)
-        ranked = _project(client, keys, kind="listwise")
         first = _leased(client, keys.annotator, project_id)
-        listed = lease(client, keys.annotator, ranked).json()
-        ranking = [r["id"] for r in listed["item"]["responses"]]
 
         plain = submit(client, keys.annotator, first, {"kind": "pairwise", "choice": "a"})
-        listwise = submit(
-            client, keys.annotator, listed["id"], {"kind": "listwise", "ranking": ranking}
+
+    assert plain.status_code == 201
+    assert recorded.results == []
+
+
+def test_a_listwise_label_goes_to_the_route(
+    client: TestClient, keys: Keys, answered: Answered
+) -> None:
+    ranked = _project(client, keys, kind="listwise")
+    listed = lease(client, keys.annotator, ranked).json()
+    ranking = [r["id"] for r in listed["item"]["responses"]]
+
+    listwise = submit(
+        client, keys.annotator, listed["id"], {"kind": "listwise", "ranking": ranking}
+    )
+
+    assert listwise.status_code == 201
+    assert answered.results == []
+
+
+def test_the_quick_answer_has_the_routes_status_headers_and_fields(
+    client: TestClient, settings: Settings, keys: Keys, answered: Answered
+) -> None:
+    project_id = _project(client, keys)
+    body = {"kind": "pairwise", "choice": "a", "rationale": "r"}
+    quick = submit(client, keys.annotator, _leased(client, keys.annotator, project_id), body)
+    with TestClient(create_app(settings.model_copy(update={"quick_submit": False}))) as other:
+        routed = submit(other, keys.annotator, _leased(other, keys.annotator, project_id), body)
+
+    assert answered.by_quick_path() == [True]
+    assert quick.status_code == routed.status_code == 201
+    assert [name for name, _ in quick.headers.items()] == [n for n, _ in routed.headers.items()]
+    assert quick.headers["content-type"] == routed.headers["content-type"]
+    different = {k for k in quick.json() if quick.json()[k] != routed.json()[k]}
+    assert different == {"id", "item_id", "assignment_id", "created_at"}
+
+
+def test_a_body_sent_in_chunks_is_read_whole_and_replayed_whole_to_the_route(
+    client: TestClient, keys: Keys, answered: Answered
+) -> None:
+    project_id = _project(client, keys)
+    url = "/v1/assignments/{}/labels"
+    headers = {**Keys.auth(keys.annotator), "Content-Type": "application/json"}
+    plain = [b'{"kind": "pair', b'wise", "choice"', b': "b"}']
+    coerced = [b'{"kind": "pairwise", ', b'"choice": "a", "strength": "2"}']  # the route coerces
+
+    quick = client.post(
+        url.format(_leased(client, keys.annotator, project_id)),
+        content=iter(plain),
+        headers=headers,
+    )
+    routed = client.post(
+        url.format(_leased(client, keys.annotator, project_id)),
+        content=iter(coerced),
+        headers=headers,
+    )
+
+    assert (quick.status_code, routed.status_code) == (201, 201)
+    assert (quick.json()["value"], routed.json()["value"]) == (
+        {"choice": "b", "strength": None},
+        {"choice": "a", "strength": 2},
+    )
+    assert answered.by_quick_path() == [True]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "field"),
+    [
+        ({"Idempotency-Key": "k" * 201}, 422, "Idempotency-Key"),  # over the route's limit
+        ({"Content-Type": "text/plain"}, 422, None),
+    ],
+)
+def test_headers_the_route_refuses_are_left_to_it(
+    client: TestClient,
+    keys: Keys,
+    answered: Answered,
+    headers: dict[str, str],
+    status: int,
+    field: str | None,
+) -> None:
+    project_id = _project(client, keys)
+    assignment_id = _leased(client, keys.annotator, project_id)
+
+    response = client.post(
+        f"/v1/assignments/{assignment_id}/labels",
+        content=b'{"kind": "pairwise", "choice": "a"}',
+        headers={**Keys.auth(keys.annotator), "Content-Type": "application/json", **headers},
+    )
+
+    assert response.status_code == status, response.text
+    if field is not None:
+        assert response.json()["field"] == field
+    assert answered.results == []
+
+
+def test_an_authorization_header_given_twice_is_left_to_the_route(
+    client: TestClient, keys: Keys, answered: Answered
+) -> None:
+    project_id = _project(client, keys)
+    assignment_id = _leased(client, keys.annotator, project_id)
+    auth = f"Bearer {keys.annotator}".encode()
+
+    response = client.post(
+        f"/v1/assignments/{assignment_id}/labels",
+        content=b'{"kind": "pairwise", "choice": "a"}',
+        headers=[
+            (b"Authorization", auth),
+            (b"Authorization", auth),
+            (b"Content-Type", b"application/json"),
+        ],
+    )
+
+    assert response.status_code == 201
+    assert answered.results == []
+
+
+def test_behind_a_root_path_the_quick_path_still_answers(settings: Settings, keys: Keys) -> None:
+    # As served with `uvicorn --root-path /arbiter`: the path keeps the prefix, and the
+    # router matches what follows it.
+    with TestClient(create_app(settings), root_path="/arbiter") as client:
+        recorded = Answered(client)
+        project_id = _project(client, keys)
+        assignment_id = _leased(client, keys.annotator, project_id)
+
+        response = client.post(
+            f"/arbiter/v1/assignments/{assignment_id}/labels",
+            json={"kind": "pairwise", "choice": "a"},
+            headers=Keys.auth(keys.annotator),
         )
 
-    assert (plain.status_code, listwise.status_code) == (201, 201)
-    assert recorded.results == []
+    assert response.status_code == 201, response.text
+    assert recorded.by_quick_path() == [True]
+
+
+@pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)
+def test_a_lease_that_expires_while_the_submit_waits_for_the_writer_lock_counts_as_expired(
+    settings: Settings, keys: Keys, session_factory: sessionmaker[Session]
+) -> None:
+    with TestClient(create_app(settings)) as client:
+        project_id = _project(client, keys, overlap=1)
+        assignment_id = _leased(client, keys.annotator, project_id)
+        with session_factory() as session:
+            mine = session.get_one(Assignment, assignment_id)
+            mine.lease_expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+            session.commit()
+        answers: list[Any] = []
+        body = {"kind": "pairwise", "choice": "a"}
+        writer_lock = sqlite_write_lock(client.app.state.engine)  # type: ignore[attr-defined]
+        with writer_lock:  # another writer of this process holds the database meanwhile
+            waiting = threading.Thread(
+                target=lambda: answers.append(submit(client, keys.annotator, assignment_id, body))
+            )
+            waiting.start()
+            time.sleep(1.5)
+            # The lease has expired; the item went to another annotator, as a lease would.
+            with session_factory() as session:
+                other = session.scalars(select(User).where(User.name == "annotator2")).one()
+                session.add(
+                    Assignment(
+                        project_id=project_id,
+                        item_id=mine.item_id,
+                        annotator_id=other.id,
+                        lease_expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10),
+                    )
+                )
+                session.commit()
+        waiting.join(timeout=30)
+
+    assert answers[0].status_code == 409, answers[0].text
+    assert answers[0].json()["message"] == "the lease expired and the item was given to others"
+    with session_factory() as session:
+        assert session.scalars(select(HumanLabel)).all() == []
 
 
 def test_with_quick_submit_off_the_app_has_no_quick_path(settings: Settings) -> None:
