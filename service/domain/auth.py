@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,17 +67,21 @@ class KeyCache:
             self._entries.clear()
 
 
+KEY_OWNER = (
+    select(User.id, User.name, User.role)
+    .join(ApiKey, ApiKey.user_id == User.id)
+    .where(ApiKey.key_hash == bindparam("p_key_hash"), ApiKey.revoked_at.is_(None))
+)
+"""The owner (id, name, role) of an unrevoked key, by the key's hash."""
+
+
 def authenticate(session: Session, key: str, cache: KeyCache) -> Principal:
     """The principal owning an unrevoked key, or Unauthorized."""
     key_hash = hash_key(key)
     cached = cache.get(key_hash)
     if cached is not None:
         return cached
-    row = session.execute(
-        select(User.id, User.name, User.role)
-        .join(ApiKey, ApiKey.user_id == User.id)
-        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    ).first()
+    row = session.execute(KEY_OWNER, {"p_key_hash": key_hash}).first()
     if row is None:
         raise Unauthorized("invalid or revoked API key")
     principal = Principal(user_id=row.id, name=row.name, role=row.role)

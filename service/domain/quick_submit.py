@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Insert,
+    Select,
     Table,
     Update,
     bindparam,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 from service.db import make_engine, sqlite_write_lock, utcnow
+from service.domain.auth import KEY_OWNER, Principal
 from service.domain.items import LabelView
 from service.models import (
     Assignment,
@@ -50,6 +52,7 @@ from service.models import (
     Item,
     LabelOrigin,
     Project,
+    Role,
 )
 
 if TYPE_CHECKING:
@@ -165,7 +168,9 @@ class _Compiled:
     processors: Mapping[str, Callable[[Any], Any]]
 
     @classmethod
-    def of(cls, statement: Insert | Update, dialect: Dialect) -> _Compiled:
+    def of(
+        cls, statement: Insert | Update | Select[*tuple[Any, ...]], dialect: Dialect
+    ) -> _Compiled:
         """Compile `statement` for `dialect`."""
         compiled = statement.compile(dialect=dialect)
         binds = {name: bind for bind, name in compiled.bind_names.items()}
@@ -194,6 +199,9 @@ class _Compiled:
 class QuickSubmit(Protocol):
     """A process's common-case submit, on its own driver connection(s)."""
 
+    async def key_owner(self, key_hash: str) -> Principal | None:
+        """The owner of an unrevoked key (`auth.KEY_OWNER`), None if there is none."""
+
     async def submit(
         self,
         assignment_id: int,
@@ -205,6 +213,10 @@ class QuickSubmit(Protocol):
 
     async def close(self) -> None:
         """Give the connection(s) back."""
+
+
+def _principal(row: Sequence[Any] | None) -> Principal | None:
+    return None if row is None else Principal(user_id=row[0], name=row[1], role=Role(row[2]))
 
 
 def stored_view(
@@ -239,11 +251,16 @@ class _SqliteQuickSubmit:
         self._lock = sqlite_write_lock(self._engine)
         self._pooled = self._engine.raw_connection()
         self._conn = cast(sqlite3.Connection, self._pooled.driver_connection)
+        self._key_owner = _Compiled.of(KEY_OWNER, dialect)
         self._mark = _Compiled.of(mark_live_lease_submitted(), dialect)
         self._count = _Compiled.of(count_label(LABEL_BINDS["item_id"]), dialect)
         self._insert = _Compiled.of(
             insert(_LABELS).values(LABEL_BINDS).returning(_LABELS.c.id), dialect
         )
+
+    async def key_owner(self, key_hash: str) -> Principal | None:
+        params = self._key_owner.params({"p_key_hash": key_hash})
+        return _principal(self._conn.execute(self._key_owner.sql, params).fetchone())
 
     async def submit(
         self,
@@ -294,6 +311,7 @@ class _PostgresQuickSubmit:
 
     def __init__(self, engine: Engine, pool_size: int) -> None:
         self._statement = _Compiled.of(one_statement_submit(), engine.dialect)
+        self._key_owner = _Compiled.of(KEY_OWNER, engine.dialect)
         url = engine.url.set(drivername="postgresql")
         self._pool = AsyncConnectionPool(
             url.render_as_string(hide_password=False),
@@ -307,6 +325,12 @@ class _PostgresQuickSubmit:
         # Connects in the background, as the engine connects lazily: a database that is down
         # at start-up fails requests, not the server's start.
         await self._pool.open(wait=False)
+
+    async def key_owner(self, key_hash: str) -> Principal | None:
+        params = self._key_owner.params({"p_key_hash": key_hash})
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(self._key_owner.sql, params)
+            return _principal(await cursor.fetchone())
 
     async def submit(
         self,

@@ -174,17 +174,29 @@ def test_submits_on_leases_that_are_not_live_and_the_callers_go_to_the_route(
     assert answered.by_quick_path() == [False, False, False]
 
 
-def test_a_key_not_cached_yet_never_reaches_the_quick_path(settings: Settings, keys: Keys) -> None:
-    uncached = settings.model_copy(update={"auth_cache_seconds": 0})
-    with TestClient(create_app(uncached)) as client:
+@pytest.mark.parametrize("cache_seconds", [60, 0])
+def test_a_key_not_in_the_cache_is_looked_up_by_the_quick_path_and_a_revoked_one_is_401(
+    settings: Settings, keys: Keys, cache_seconds: int
+) -> None:
+    configured = settings.model_copy(update={"auth_cache_seconds": cache_seconds})
+    with TestClient(create_app(configured)) as client:
         recorded = Answered(client)
         project_id = _project(client, keys)
         first = _leased(client, keys.annotator, project_id)
+        second = _leased(client, keys.annotator, project_id)
+        client.app.state.key_cache.clear()  # type: ignore[attr-defined]
+        body = {"kind": "pairwise", "choice": "a"}
 
-        plain = submit(client, keys.annotator, first, {"kind": "pairwise", "choice": "a"})
+        plain = submit(client, keys.annotator, first, body)
+        own_keys = client.get("/v1/keys", headers=Keys.auth(keys.admin)).json()["data"]
+        annotators = [k["id"] for k in own_keys if k["user"] == "annotator"]
+        for key_id in annotators:
+            client.delete(f"/v1/keys/{key_id}", headers=Keys.auth(keys.admin))
+        revoked = submit(client, keys.annotator, second, body)
 
     assert plain.status_code == 201
-    assert recorded.results == []
+    assert revoked.status_code == 401
+    assert recorded.by_quick_path() == [True]
 
 
 def test_a_listwise_label_goes_to_the_route(
