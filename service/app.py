@@ -28,6 +28,7 @@ from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_session_factory
 from service.domain.auth import KeyCache
 from service.domain.quick_submit import open_quick_submit
+from service.sqlite_wal import WalCheckpointer
 
 ROUTERS = (
     health,
@@ -44,6 +45,50 @@ ROUTERS = (
 )
 
 
+def _background_checkpoint(settings: Settings) -> bool:
+    """True where the server checkpoints SQLite's WAL itself (`service.sqlite_wal`)."""
+    return (
+        is_sqlite(settings.database_url)
+        and settings.sqlite_background_checkpoint
+        and settings.workers == 1
+    )
+
+
+async def _open_database(app: FastAPI, settings: Settings) -> None:
+    """The engine, the use-case runner, the WAL checkpointer and the quick submit path."""
+    background = _background_checkpoint(settings)
+    wal_autocheckpoint = 0 if background else None
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        wal_autocheckpoint=wal_autocheckpoint,
+    )
+    app.state.engine = engine
+    app.state.db = Db(
+        make_session_factory(engine),
+        quick_inline=settings.sqlite_quick_inline and is_sqlite(settings.database_url),
+    )
+    if background:
+        app.state.checkpointer = WalCheckpointer(engine)
+        app.state.checkpointer.start()
+    # SQLite's runs on the event loop: only where leases and submits already do.
+    inline = app.state.db.quick_inline or not is_sqlite(settings.database_url)
+    if settings.quick_submit and inline:
+        app.state.quick_submit = await open_quick_submit(
+            engine, settings.db_pool_size, settings.sqlite_busy_timeout_ms, wal_autocheckpoint
+        )
+
+
+async def _close_database(app: FastAPI) -> None:
+    if getattr(app.state, "quick_submit", None) is not None:
+        await app.state.quick_submit.close()
+    if hasattr(app.state, "checkpointer"):
+        app.state.checkpointer.stop()
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (default: the environment's)."""
     settings = settings or get_settings()
@@ -51,29 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        if not hasattr(app.state, "db"):
-            engine = make_engine(
-                settings.database_url,
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-            )
-            app.state.db = Db(
-                make_session_factory(engine),
-                quick_inline=settings.sqlite_quick_inline and is_sqlite(settings.database_url),
-            )
-            app.state.engine = engine
-            # SQLite's runs on the event loop: only where leases and submits already do.
-            inline = app.state.db.quick_inline or not is_sqlite(settings.database_url)
-            if settings.quick_submit and inline:
-                app.state.quick_submit = await open_quick_submit(
-                    engine, settings.db_pool_size, settings.sqlite_busy_timeout_ms
-                )
+        opened = not hasattr(app.state, "db")  # tests may install their own
+        if opened:
+            await _open_database(app, settings)
         yield
-        if getattr(app.state, "quick_submit", None) is not None:
-            await app.state.quick_submit.close()
-        if hasattr(app.state, "engine"):
-            app.state.engine.dispose()
+        if opened:
+            await _close_database(app)
 
     app = FastAPI(
         title="Arbiter",

@@ -8,6 +8,7 @@ points: group `arbiter.workers` (each a `arbiter worker NAME` command) and `arbi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -75,12 +76,16 @@ def serve(
         key = bootstrap_admin(session, settings.bootstrap_admin_key)
     if key is not None:
         typer.echo(f"\nFirst start: created user 'admin'. Admin API key (shown once):\n\n  {key}\n")
+    workers = workers or settings.workers
+    # The app reads its settings from the environment: tell it how many processes serve.
+    os.environ["ARBITER_WORKERS"] = str(workers)
+    get_settings.cache_clear()
     uvicorn.run(
         "service.app:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers or settings.workers,
+        workers=workers,
         log_level="info",
         access_log=False,
     )

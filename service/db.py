@@ -67,7 +67,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
+def _install_sqlite_hooks(
+    engine: Engine, busy_timeout_ms: int, wal_autocheckpoint: int | None
+) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT and cannot start BEGIN IMMEDIATE;
     # take over BEGIN ourselves, as SQLAlchemy's docs recommend ("Serializable isolation /
     # Savepoints / Transactional DDL" in the pysqlite dialect notes).
@@ -79,6 +81,8 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if wal_autocheckpoint is not None:
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -94,14 +98,23 @@ def dialect_insert(session: Session) -> Any:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, busy_timeout_ms: int = 30_000
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    busy_timeout_ms: int = 30_000,
+    wal_autocheckpoint: int | None = None,
 ) -> Engine:
-    """Create the engine for a database URL with Arbiter's per-backend settings."""
+    """Create the engine for a database URL with Arbiter's per-backend settings.
+
+    SQLite: `wal_autocheckpoint` pages (None: SQLite's default, 1,000; 0: never, for a
+    process that checkpoints in the background, `service.sqlite_wal`).
+    """
     if is_sqlite(url):
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, pool_size=pool_size, max_overflow=0
         )
-        _install_sqlite_hooks(engine, busy_timeout_ms)
+        _install_sqlite_hooks(engine, busy_timeout_ms, wal_autocheckpoint)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)
 

@@ -242,12 +242,19 @@ class _SqliteQuickSubmit:
     Used only from the event loop's thread, under this process's SQLite writer lock.
     """
 
-    def __init__(self, engine: Engine, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, engine: Engine, busy_timeout_ms: int, wal_autocheckpoint: int | None
+    ) -> None:
         dialect = engine.dialect
         url = engine.url.render_as_string(hide_password=False)
         # An engine of its own (the same PRAGMAs): holding one of the app's pooled connections
         # for good would starve a small ARBITER_DB_POOL_SIZE.
-        self._engine = make_engine(url, pool_size=1, busy_timeout_ms=busy_timeout_ms)
+        self._engine = make_engine(
+            url,
+            pool_size=1,
+            busy_timeout_ms=busy_timeout_ms,
+            wal_autocheckpoint=wal_autocheckpoint,
+        )
         self._lock = sqlite_write_lock(self._engine)
         self._pooled = self._engine.raw_connection()
         self._conn = cast(sqlite3.Connection, self._pooled.driver_connection)
@@ -355,11 +362,14 @@ class _PostgresQuickSubmit:
 
 
 async def open_quick_submit(
-    engine: Engine, pool_size: int, busy_timeout_ms: int
+    engine: Engine, pool_size: int, busy_timeout_ms: int, wal_autocheckpoint: int | None = None
 ) -> QuickSubmit | None:
-    """The common-case submit for the engine's database, or None where there is none."""
+    """The common-case submit for the engine's database, or None where there is none.
+
+    SQLite: its connection gets `busy_timeout_ms` and `wal_autocheckpoint` as `make_engine`.
+    """
     if engine.dialect.name == "sqlite":
-        return _SqliteQuickSubmit(engine, busy_timeout_ms)
+        return _SqliteQuickSubmit(engine, busy_timeout_ms, wal_autocheckpoint)
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
         quick = _PostgresQuickSubmit(engine, pool_size)
         await quick.open()
