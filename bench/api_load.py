@@ -988,7 +988,10 @@ def run_setting(
                         client_kind=args.client,
                     )
                 )
-                log(f"{tag}: ceiling GET {path} {got.rate(path):.0f} req/s")
+                log(
+                    f"{tag}: ceiling GET {path} {got.rate(path):.0f} req/s, "
+                    f"p50 {got.pct(path, 0.5):.1f} ms, p99 {got.pct(path, 0.99):.1f} ms"
+                )
         phases = {kind: measure(kind) for kind in PHASES}
         if server.proc is not None and server.proc.poll() is not None:
             log(f"{tag}: server died:\n{server.log_tail()}")
