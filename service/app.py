@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
-from service import web
+from service import sqlite_wal, web
 from service.api import errors
 from service.api.deps import Db
 from service.api.quick_submit import QuickSubmitRoute
@@ -28,7 +28,6 @@ from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_session_factory
 from service.domain.auth import KeyCache
 from service.domain.quick_submit import open_quick_submit
-from service.sqlite_wal import WalCheckpointer
 
 ROUTERS = (
     health,
@@ -55,9 +54,9 @@ def _background_checkpoint(settings: Settings) -> bool:
 
 
 async def _open_database(app: FastAPI, settings: Settings) -> None:
-    """The engine, the use-case runner, the WAL checkpointer and the quick submit path."""
+    """The engine, the use-case runner, the quick submit path and the WAL checkpointer."""
     background = _background_checkpoint(settings)
-    wal_autocheckpoint = 0 if background else None
+    wal_autocheckpoint = sqlite_wal.AUTOCHECKPOINT_BACKSTOP if background else None
     engine = make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -70,23 +69,26 @@ async def _open_database(app: FastAPI, settings: Settings) -> None:
         make_session_factory(engine),
         quick_inline=settings.sqlite_quick_inline and is_sqlite(settings.database_url),
     )
-    if background:
-        app.state.checkpointer = WalCheckpointer(engine)
-        app.state.checkpointer.start()
     # SQLite's runs on the event loop: only where leases and submits already do.
     inline = app.state.db.quick_inline or not is_sqlite(settings.database_url)
     if settings.quick_submit and inline:
         app.state.quick_submit = await open_quick_submit(
             engine, settings.db_pool_size, settings.sqlite_busy_timeout_ms, wal_autocheckpoint
         )
+    if background:
+        app.state.checkpointer = sqlite_wal.WalCheckpointer(engine)
+        app.state.checkpointer.start()
 
 
 async def _close_database(app: FastAPI) -> None:
-    if getattr(app.state, "quick_submit", None) is not None:
-        await app.state.quick_submit.close()
-    if hasattr(app.state, "checkpointer"):
-        app.state.checkpointer.stop()
-    app.state.engine.dispose()
+    try:
+        if getattr(app.state, "quick_submit", None) is not None:
+            await app.state.quick_submit.close()
+    finally:
+        if hasattr(app.state, "checkpointer"):
+            app.state.checkpointer.stop()
+        if hasattr(app.state, "engine"):
+            app.state.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -97,11 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.threads
         opened = not hasattr(app.state, "db")  # tests may install their own
-        if opened:
-            await _open_database(app, settings)
-        yield
-        if opened:
-            await _close_database(app)
+        try:
+            if opened:
+                await _open_database(app, settings)
+            yield
+        finally:
+            if opened:
+                await _close_database(app)
 
     app = FastAPI(
         title="Arbiter",

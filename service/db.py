@@ -107,8 +107,8 @@ def make_engine(
 ) -> Engine:
     """Create the engine for a database URL with Arbiter's per-backend settings.
 
-    SQLite: `wal_autocheckpoint` pages (None: SQLite's default, 1,000; 0: never, for a
-    process that checkpoints in the background, `service.sqlite_wal`).
+    SQLite: `wal_autocheckpoint` pages (None: SQLite's default, 1,000; a process that
+    checkpoints in the background, `service.sqlite_wal`, sets it far higher).
     """
     if is_sqlite(url):
         engine = create_engine(

@@ -41,9 +41,10 @@ async def _key_owner(cache: KeyCache, quick: QuickSubmit, key_hash: str) -> Prin
     """
     user = cache.get(key_hash)
     if user is None:
+        generation = cache.generation
         user = await quick.key_owner(key_hash)
         if user is not None:
-            cache.put(key_hash, user)
+            cache.put(key_hash, user, generation)
     return user
 
 
@@ -147,6 +148,7 @@ class QuickSubmitRoute:
         if not _json_content_type(headers.get(b"content-type")):
             return None
         scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        key = key.strip()  # as FastAPI's HTTPBearer reads it
         if not key or scheme.lower() != "bearer":
             return None
         user = await _key_owner(scope["app"].state.key_cache, quick, hash_key(key))

@@ -42,6 +42,7 @@ class KeyCache:
 
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl_seconds = ttl_seconds
+        self.generation = 0  # one more on every clear()
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
@@ -52,11 +53,16 @@ class KeyCache:
             return None
         return entry[1]
 
-    def put(self, key_hash: str, principal: Principal) -> None:
-        """Remember a verified key."""
+    def put(self, key_hash: str, principal: Principal, generation: int | None = None) -> None:
+        """Remember a verified key; not if the cache was cleared since `generation` was read.
+
+        A lookup that started before a revocation's clear() may have read the key as live.
+        """
         if self.ttl_seconds <= 0:
             return
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[key_hash] = (time.monotonic() + self.ttl_seconds, principal)
@@ -65,6 +71,7 @@ class KeyCache:
         """Forget every key (after a revocation in this process)."""
         with self._lock:
             self._entries.clear()
+            self.generation += 1
 
 
 KEY_OWNER = (
@@ -81,11 +88,12 @@ def authenticate(session: Session, key: str, cache: KeyCache) -> Principal:
     cached = cache.get(key_hash)
     if cached is not None:
         return cached
+    generation = cache.generation
     row = session.execute(KEY_OWNER, {"p_key_hash": key_hash}).first()
     if row is None:
         raise Unauthorized("invalid or revoked API key")
     principal = Principal(user_id=row.id, name=row.name, role=row.role)
-    cache.put(key_hash, principal)
+    cache.put(key_hash, principal, generation)
     return principal
 
 

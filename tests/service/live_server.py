@@ -41,7 +41,12 @@ def live_server(db_url: str, workers: int = 2, **env: str) -> Iterator[str]:
             "--log-level",
             "warning",
         ],
-        env={**os.environ, "ARBITER_DATABASE_URL": db_url, **env},
+        env={
+            **os.environ,
+            "ARBITER_DATABASE_URL": db_url,
+            "ARBITER_WORKERS": str(workers),  # as `arbiter serve --workers` tells the app
+            **env,
+        },
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.app import create_app
 from service.config import Settings
 from service.db import sqlite_write_lock
+from service.domain.auth import KeyCache, Principal
 from service.domain.items import LabelView
-from service.models import Assignment, AssignmentStatus, HumanLabel, Item, User
+from service.models import Assignment, AssignmentStatus, HumanLabel, Item, Role, User
 from tests.conftest import Keys
 from tests.service.helpers import import_rows, lease, make_project, submit
 
@@ -439,3 +440,30 @@ def test_a_failed_sqlite_commit_writes_nothing_and_the_next_submit_is_stored(
     assert labels_after_failure == []
     assert assignment is not None and assignment.status == AssignmentStatus.leased
     assert stored.status_code == 201
+
+
+def test_a_key_with_spaces_around_it_is_read_as_the_route_reads_it(
+    client: TestClient, keys: Keys, answered: Answered
+) -> None:
+    project_id = _project(client, keys)
+    assignment_id = _leased(client, keys.annotator, project_id)
+
+    response = client.post(
+        f"/v1/assignments/{assignment_id}/labels",
+        json={"kind": "pairwise", "choice": "a"},
+        headers={"Authorization": f"bearer   {keys.annotator} "},
+    )
+
+    assert response.status_code == 201, response.text
+    assert answered.by_quick_path() == [True]
+
+
+def test_a_key_looked_up_before_a_revocation_is_not_cached_after_it() -> None:
+    cache = KeyCache(ttl_seconds=60)
+    owner = Principal(user_id=1, name="ann", role=Role.annotator)
+    read_before = cache.generation  # a lookup starts and reads the key as live
+
+    cache.clear()  # the key is revoked meanwhile
+    cache.put("hash", owner, read_before)
+
+    assert cache.get("hash") is None

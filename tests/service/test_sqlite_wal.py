@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -9,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.app import create_app
 from service.config import Settings
 from service.db import begin_write, make_engine
-from service.sqlite_wal import WalCheckpointer
+from service.sqlite_wal import AUTOCHECKPOINT_BACKSTOP, WalCheckpointer
 
 WRITES = 300
 
@@ -46,14 +50,16 @@ def test_with_automatic_checkpoints_off_the_checkpointer_keeps_the_wal_short(
     assert frames < WRITES // 2  # each commit appended at least one frame: the WAL restarted
 
 
-def test_one_served_sqlite_process_turns_the_automatic_checkpoint_off(sqlite_url: str) -> None:
+def test_one_served_sqlite_process_leaves_the_checkpoint_to_its_thread_with_a_backstop(
+    sqlite_url: str,
+) -> None:
     with TestClient(create_app(Settings(database_url=sqlite_url))) as client:
         state = client.app.state  # type: ignore[attr-defined]
         with state.engine.connect() as conn:
             autocheckpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
         quick = state.quick_submit._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
 
-    assert (autocheckpoint, quick) == (0, 0)
+    assert (autocheckpoint, quick) == (AUTOCHECKPOINT_BACKSTOP, AUTOCHECKPOINT_BACKSTOP)
     assert isinstance(state.checkpointer, WalCheckpointer)
 
 
@@ -65,3 +71,19 @@ def test_several_server_processes_keep_sqlites_own_checkpoint(sqlite_url: str) -
 
     assert autocheckpoint == 1000
     assert not hasattr(state, "checkpointer")
+
+
+def test_a_checkpointer_that_cannot_connect_logs_and_keeps_trying_until_stopped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'a.db'}")
+    checkpointer = WalCheckpointer(engine, interval_seconds=0.005)
+
+    checkpointer.start()
+    time.sleep(0.1)  # many failed rounds
+    checkpointer.stop()
+    engine.dispose()
+
+    failures = [r for r in caplog.records if r.name == "service.sqlite_wal"]
+    assert len(failures) == 1  # logged once a minute, not every round
+    assert not checkpointer._thread.is_alive()
