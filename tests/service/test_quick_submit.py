@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.testclient import httpx  # the httpx TestClient answers with (httpx2 or httpx)
 
 from service.app import create_app
 from service.config import Settings
@@ -76,6 +77,18 @@ def _leased(client: TestClient, key: str, project_id: int) -> int:
     response = lease(client, key, project_id)
     assert response.status_code == 200, response.text
     return int(response.json()["id"])
+
+
+def _raw_pairwise_submit(
+    client: TestClient, keys: Keys, headers: dict[str, str] | list[tuple[bytes, bytes]]
+) -> httpx.Response:
+    """A pairwise label, sent as raw bytes with exactly `headers`, on a fresh lease."""
+    assignment_id = _leased(client, keys.annotator, _project(client, keys))
+    return client.post(
+        f"/v1/assignments/{assignment_id}/labels",
+        content=b'{"kind": "pairwise", "choice": "a"}',
+        headers=headers,
+    )
 
 
 def test_a_common_case_submit_is_stored_by_the_quick_path_as_the_route_stores_it(
@@ -275,13 +288,10 @@ def test_headers_the_route_refuses_are_left_to_it(
     status: int,
     field: str | None,
 ) -> None:
-    project_id = _project(client, keys)
-    assignment_id = _leased(client, keys.annotator, project_id)
-
-    response = client.post(
-        f"/v1/assignments/{assignment_id}/labels",
-        content=b'{"kind": "pairwise", "choice": "a"}',
-        headers={**Keys.auth(keys.annotator), "Content-Type": "application/json", **headers},
+    response = _raw_pairwise_submit(
+        client,
+        keys,
+        {**Keys.auth(keys.annotator), "Content-Type": "application/json", **headers},
     )
 
     assert response.status_code == status, response.text
@@ -293,14 +303,12 @@ def test_headers_the_route_refuses_are_left_to_it(
 def test_an_authorization_header_given_twice_is_left_to_the_route(
     client: TestClient, keys: Keys, answered: Answered
 ) -> None:
-    project_id = _project(client, keys)
-    assignment_id = _leased(client, keys.annotator, project_id)
     auth = f"Bearer {keys.annotator}".encode()
 
-    response = client.post(
-        f"/v1/assignments/{assignment_id}/labels",
-        content=b'{"kind": "pairwise", "choice": "a"}',
-        headers=[
+    response = _raw_pairwise_submit(
+        client,
+        keys,
+        [
             (b"Authorization", auth),
             (b"Authorization", auth),
             (b"Content-Type", b"application/json"),
@@ -377,14 +385,7 @@ def test_with_quick_submit_off_the_app_has_no_quick_path(settings: Settings) -> 
 def test_a_body_without_content_type_gets_the_routes_422_and_nothing_is_stored(
     client: TestClient, keys: Keys, answered: Answered, session_factory: sessionmaker[Session]
 ) -> None:
-    project_id = _project(client, keys)
-    assignment_id = _leased(client, keys.annotator, project_id)
-
-    response = client.post(
-        f"/v1/assignments/{assignment_id}/labels",
-        content=b'{"kind": "pairwise", "choice": "a"}',
-        headers=Keys.auth(keys.annotator),
-    )
+    response = _raw_pairwise_submit(client, keys, Keys.auth(keys.annotator))
 
     assert response.status_code == 422, response.text
     assert answered.results == []
